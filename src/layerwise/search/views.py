@@ -1,0 +1,124 @@
+"""Views: what a FAISS index is built over — one hidden state, or a mix of several.
+
+Every single layer is a view (``layer0`` .. ``layerL``); mixes are views built
+from the stored raw vectors with the layer grammar, never by running the encoder.
+A query is mixed the same way from its own per-layer vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from layerwise import layers as grammar
+from layerwise.errors import LayerSpecError, UsageError
+from layerwise.indexer.embeddings import LayerEmbeddings
+from layerwise.layers import LayerSpec, Mix, Selection
+from layerwise.storage import faiss_index
+from layerwise.storage.collection import Collection
+
+BM25 = "bm25"
+_CHUNK = 16_384
+
+
+@dataclass(frozen=True)
+class View:
+    """A named dense view: one hidden state or one mix."""
+
+    name: str
+    spec: LayerSpec
+    stored: bool = True
+
+    def layers(self, num_states: int) -> tuple[int, ...]:
+        return self.spec.resolve(num_states)
+
+    def combine(self, stack: np.ndarray, num_states: int) -> np.ndarray:
+        """Vectors (n, d') of this view from per-layer vectors (n, k, d) in layers() order."""
+        if isinstance(self.spec, Mix):
+            return self.spec.apply(stack.astype(np.float32), num_states)
+        return stack[:, 0].astype(np.float32)  # (n, d)
+
+    def of_query(self, embeddings: LayerEmbeddings) -> np.ndarray:
+        """Query vectors (q, d') from the queries' encoded hidden states."""
+        return self.combine(embeddings.stack(self.layers(embeddings.model.num_states)), embeddings.model.num_states)
+
+
+def layer_views(num_states: int) -> list[View]:
+    return [View(grammar.layer_name(i), grammar.parse(str(i))) for i in range(num_states)]
+
+
+def all_views(collection: Collection) -> list[View]:
+    """Every layer view plus the collection's stored mixes."""
+    stored = [View(v.name, grammar.parse(v.spec)) for v in collection.stored_views()]
+    return layer_views(collection.num_states) + stored
+
+
+def resolve(collection: Collection, text: str) -> list[View]:
+    """Views named by a stored view name, a layer selection (one view per layer) or a mix."""
+    text = text.strip()
+    for view in all_views(collection):
+        if view.name == text:
+            return [view]
+    try:
+        spec = grammar.parse(text)
+    except LayerSpecError as exc:
+        names = ", ".join(v.name for v in all_views(collection)[collection.num_states :]) or "none"
+        raise LayerSpecError(f"{exc} (stored views: {names})") from None
+    if isinstance(spec, Selection):
+        return [layer_views(collection.num_states)[i] for i in spec.resolve(collection.num_states)]
+    spec.resolve(collection.num_states)
+    return [View(str(spec), spec, stored=False)]
+
+
+def chunks(collection: Collection, view: View) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(rows, vectors) of the live passages under this view, in chunks, from stored vectors."""
+    rows = collection.live_rows()
+    stored = [collection.layer_vectors(i) for i in view.layers(collection.num_states)]
+    for start in range(0, len(rows), _CHUNK):
+        part = rows[start : start + _CHUNK]
+        stack = np.stack([np.asarray(m[part], dtype=np.float32) for m in stored], axis=1)  # (c, k, d)
+        yield part, view.combine(stack, collection.num_states)
+
+
+def matrix(collection: Collection, view: View) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, vectors (n, d')) of every live passage under this view."""
+    parts = list(chunks(collection, view))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, collection.identity.dim), dtype=np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def build_index(collection: Collection, view: View) -> object:
+    """An index of this view built from stored vectors (written to disk when the view is stored)."""
+    rows, vectors = matrix(collection, view)
+    index = faiss_index.build(rows, vectors)
+    if view.stored:
+        faiss_index.write_atomic(index, collection.index_path(view.name))
+    return index
+
+
+def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
+    """Rebuild every stored view's index from the stored vectors."""
+    from tqdm.auto import tqdm
+
+    built = []
+    for view in tqdm(all_views(collection), desc="indices", disable=not progress, leave=False):
+        build_index(collection, view)
+        built.append(view.name)
+    return built
+
+
+def save_mix(collection: Collection, name: str, spec_text: str) -> View:
+    """Store a named mix view and build its index."""
+    if name in {v.name for v in layer_views(collection.num_states)} or name == BM25:
+        raise UsageError(f"view name '{name}' is reserved: choose another name")
+    spec = grammar.parse(spec_text)
+    if not isinstance(spec, Mix):
+        raise UsageError(f"'{spec_text}' is a plain layer selection: a stored view needs a mix such as mean(-4:)")
+    spec.resolve(collection.num_states)
+    view = View(name, spec)
+    build_index(collection, view)
+    collection.save_view(name, str(spec))
+    return view

@@ -1,0 +1,280 @@
+"""A collection on disk: its database rows, per-layer vector files and index files.
+
+The write protocol keeps the three in step. A batch appends its vectors to every
+layer file and fsyncs them, then commits its documents and passages together
+with the new committed row count. A writer first truncates every vector file to
+the committed count, so whatever an interrupted run left behind is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import create_engine, delete, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from layerwise.errors import CollectionExists, CollectionNotFound, ModelMismatch, StorageError, UsageError
+from layerwise.indexer.inputs import Document
+from layerwise.indexer.model import ModelIdentity
+from layerwise.indexer.passages import Passage
+from layerwise.storage import location
+from layerwise.storage.schema import SCHEMA_VERSION, Base, CollectionRow, DocumentRow, Meta, PassageRow, ViewRow
+from layerwise.storage.vectors import DTYPES, VectorFile
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """The database and the home folder that together hold every collection."""
+
+    def __init__(self, db: str | None = None, home: str | Path | None = None) -> None:
+        self.home = location.home_dir(home)
+        self.url = location.database_url(db, self.home)
+        self.engine = _engine(self.url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._init_schema()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _init_schema(self) -> None:
+        try:
+            Base.metadata.create_all(self.engine)
+            with self.sessions.begin() as s:
+                row = s.get(Meta, "schema_version")
+                if row is None:
+                    s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+                elif int(row.value) != SCHEMA_VERSION:
+                    raise StorageError(
+                        f"database {self.url} has schema version {row.value}, this layerwise reads {SCHEMA_VERSION}: "
+                        "use the matching layerwise version, or a new --db"
+                    )
+        except OperationalError as exc:
+            raise StorageError(f"cannot open database {self.url}: {exc.orig} — check the path and its permissions") from None
+
+    def names(self) -> list[str]:
+        with self.sessions() as s:
+            return list(s.scalars(select(CollectionRow.name).order_by(CollectionRow.name)))
+
+    def create(self, name: str, identity: ModelIdentity, vector_dtype: str = "float32", overlap: int = 32) -> "Collection":
+        if not _NAME_RE.match(name):
+            raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
+        if vector_dtype not in DTYPES:
+            raise UsageError(f"unknown vector dtype '{vector_dtype}': use {' or '.join(DTYPES)}")
+        with self.sessions.begin() as s:
+            if s.scalar(select(CollectionRow.id).where(CollectionRow.name == name)) is not None:
+                raise CollectionExists(f"collection '{name}' already exists: choose another name or `layerwise drop {name}`")
+            s.add(CollectionRow(name=name, model=identity.to_dict(), vector_dtype=vector_dtype, overlap=overlap))
+        collection = self.open(name)
+        shutil.rmtree(collection.dir, ignore_errors=True)  # leftovers of a dropped namesake
+        collection.dir.mkdir(parents=True, exist_ok=True)
+        return collection
+
+    def open(self, name: str) -> "Collection":
+        with self.sessions() as s:
+            row = s.scalar(select(CollectionRow).where(CollectionRow.name == name))
+        if row is None:
+            known = ", ".join(self.names()) or "none yet"
+            raise CollectionNotFound(f"no collection '{name}' (collections: {known}): create it with `layerwise index PATH --collection {name}`")
+        return Collection(self, row)
+
+    def drop(self, name: str) -> None:
+        collection = self.open(name)
+        with self.sessions.begin() as s:
+            s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
+        shutil.rmtree(collection.dir, ignore_errors=True)
+
+
+def _engine(url: str) -> Engine:
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise UsageError(f"cannot use database URL '{url}': {exc} — pass a SQLAlchemy URL such as sqlite:///path.db") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+@dataclass(frozen=True)
+class PassageInfo:
+    """What a search hit shows: the passage and its document."""
+
+    row: int
+    doc_id: str
+    title: str
+    text: str
+    char_start: int
+    char_end: int
+
+
+class Collection:
+    """One named collection: documents, passages, raw per-layer vectors, views and indices."""
+
+    def __init__(self, store: Store, row: CollectionRow) -> None:
+        self.store = store
+        self.id = row.id
+        self.name = row.name
+        self.identity = ModelIdentity.from_dict(row.model)
+        self.vector_dtype = row.vector_dtype
+        self.overlap = row.overlap
+        self.dir = store.home / "collections" / f"{row.name}-{row.id}"
+
+    @property
+    def num_states(self) -> int:
+        return self.identity.num_states
+
+    def vector_rows(self) -> int:
+        """Rows committed to every vector file."""
+        with self.store.sessions() as s:
+            return int(s.scalar(select(CollectionRow.vector_rows).where(CollectionRow.id == self.id)) or 0)
+
+    def vector_file(self, layer: int) -> VectorFile:
+        return VectorFile(self.dir / "vectors" / f"layer{layer}.{self.vector_dtype}", self.identity.dim, self.vector_dtype)
+
+    def layer_vectors(self, layer: int) -> np.ndarray:
+        """Stored raw vectors (rows, dim) of one hidden state, memory-mapped."""
+        return self.vector_file(layer).read(self.vector_rows())
+
+    def index_path(self, view_name: str) -> Path:
+        return self.dir / "indices" / f"{view_name}.faiss"
+
+    def check_identity(self, identity: ModelIdentity) -> None:
+        """Refuse an encoder whose identity differs from the collection's."""
+        diffs = self.identity.differences(identity)
+        if diffs:
+            raise ModelMismatch(
+                f"collection '{self.name}' was indexed with {self.identity.name} ({'; '.join(diffs)}): "
+                f"use the same model and pooling, or index into a new collection"
+            )
+
+    def prepare_write(self) -> int:
+        """Truncate every vector file to the committed rows; return that count."""
+        committed = self.vector_rows()
+        for layer in range(self.num_states):
+            self.vector_file(layer).truncate(committed)
+        return committed
+
+    def commit_batch(
+        self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], vectors: np.ndarray, replace: Sequence[str] = ()
+    ) -> None:
+        """Append vectors (passages, states, dim), then commit the rows that point at them."""
+        start = self.vector_rows()
+        for layer in range(self.num_states):
+            self.vector_file(layer).append(vectors[:, layer])
+        rows = iter(range(start, start + len(vectors)))
+        with self.store.sessions.begin() as s:
+            self._delete_documents(s, replace)
+            s.add_all(self._document_rows(docs, passages, rows))
+            s.flush()
+            s.query(CollectionRow).filter(CollectionRow.id == self.id).update({"vector_rows": start + len(vectors)})
+            self._after_insert(s, start, [p for ps in passages for p in ps])
+
+    def _document_rows(self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], rows: Any) -> list[DocumentRow]:
+        out = []
+        for doc, parts in zip(docs, passages):
+            row = DocumentRow(collection_id=self.id, doc_id=doc.doc_id, title=doc.title, text=doc.text,
+                              content_hash=doc.content_hash, meta=_jsonable(doc.metadata))
+            row.passages = [
+                PassageRow(collection_id=self.id, ordinal=p.ordinal, row=next(rows), char_start=p.char_start,
+                           char_end=p.char_end, text=p.text)
+                for p in parts
+            ]
+            out.append(row)
+        return out
+
+    def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
+        """Keep the BM25 full-text table in step (SQLite only)."""
+        if self.store.is_sqlite:
+            from layerwise.search import bm25
+
+            bm25.add(session, self.id, range(start, start + len(passages)), [p.text for p in passages])
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Remove documents and their passages from the database; return how many existed."""
+        with self.store.sessions.begin() as s:
+            return self._delete_documents(s, doc_ids)
+
+    def _delete_documents(self, session: Session, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        ids = list(session.scalars(select(DocumentRow.id).where(DocumentRow.collection_id == self.id, DocumentRow.doc_id.in_(list(doc_ids)))))
+        if self.store.is_sqlite and ids:
+            from layerwise.search import bm25
+
+            rows = list(session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(ids))))
+            bm25.remove(session, self.id, rows)
+        session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
+        session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
+        return len(ids)
+
+    def document_hashes(self) -> dict[str, str]:
+        with self.store.sessions() as s:
+            pairs = s.execute(select(DocumentRow.doc_id, DocumentRow.content_hash).where(DocumentRow.collection_id == self.id))
+            return {doc_id: digest for doc_id, digest in pairs}
+
+    @cached_property
+    def passage_table(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(live rows sorted, document index per row, document ids) for ranking documents."""
+        with self.store.sessions() as s:
+            pairs = s.execute(
+                select(PassageRow.row, DocumentRow.doc_id).join(DocumentRow).where(PassageRow.collection_id == self.id).order_by(PassageRow.row)
+            ).all()
+        doc_ids = sorted({d for _, d in pairs})
+        position = {d: i for i, d in enumerate(doc_ids)}
+        rows = np.asarray([r for r, _ in pairs], dtype=np.int64)
+        return rows, np.asarray([position[d] for _, d in pairs], dtype=np.int64), doc_ids
+
+    def live_rows(self) -> np.ndarray:
+        return self.passage_table[0]
+
+    def passages(self, rows: Sequence[int]) -> dict[int, PassageInfo]:
+        """Passage and document details of the given vector rows."""
+        if not rows:
+            return {}
+        with self.store.sessions() as s:
+            found = s.execute(
+                select(PassageRow.row, DocumentRow.doc_id, DocumentRow.title, PassageRow.text, PassageRow.char_start, PassageRow.char_end)
+                .join(DocumentRow)
+                .where(PassageRow.collection_id == self.id, PassageRow.row.in_([int(r) for r in rows]))
+            ).all()
+        return {r[0]: PassageInfo(*r) for r in found}
+
+    def counts(self) -> dict[str, int]:
+        with self.store.sessions() as s:
+            docs = s.scalar(select(func.count()).select_from(DocumentRow).where(DocumentRow.collection_id == self.id))
+            passages = s.scalar(select(func.count()).select_from(PassageRow).where(PassageRow.collection_id == self.id))
+        return {"documents": int(docs or 0), "passages": int(passages or 0), "vector_rows": self.vector_rows()}
+
+    def stored_views(self) -> list[ViewRow]:
+        with self.store.sessions() as s:
+            return list(s.scalars(select(ViewRow).where(ViewRow.collection_id == self.id).order_by(ViewRow.id)))
+
+    def save_view(self, name: str, spec: str, index_type: str = "flat") -> None:
+        with self.store.sessions.begin() as s:
+            s.execute(delete(ViewRow).where(ViewRow.collection_id == self.id, ViewRow.name == name))
+            s.add(ViewRow(collection_id=self.id, name=name, spec=spec, index_type=index_type))
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(data, default=str))

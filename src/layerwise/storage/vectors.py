@@ -1,0 +1,59 @@
+"""The raw vector file: one fixed-width, memory-mappable file of pooled vectors per hidden state.
+
+Rows are appended (then fsync'd) before the database commits the passages that
+point at them, so a crash leaves at most some uncommitted rows at the end; a
+writer truncates the file back to the committed count when it opens it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from layerwise.errors import StorageError
+
+DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+class VectorFile:
+    """Vectors of one hidden state, shaped (rows, dim), stored raw."""
+
+    def __init__(self, path: Path, dim: int, dtype: str) -> None:
+        self.path = path
+        self.dim = dim
+        self.dtype = np.dtype(DTYPES[dtype])
+        self.row_bytes = dim * self.dtype.itemsize
+
+    def rows_on_disk(self) -> int:
+        return self.path.stat().st_size // self.row_bytes if self.path.exists() else 0
+
+    def truncate(self, rows: int) -> None:
+        """Cut the file back to ``rows`` committed rows (drop what a crash left behind)."""
+        if self.rows_on_disk() < rows:
+            raise StorageError(
+                f"{self.path} holds {self.rows_on_disk()} rows but the database committed {rows}: "
+                "the vector file was lost or truncated; re-index the collection"
+            )
+        if self.path.exists() and self.path.stat().st_size != rows * self.row_bytes:
+            with open(self.path, "r+b") as f:
+                f.truncate(rows * self.row_bytes)
+                os.fsync(f.fileno())
+
+    def append(self, vectors: np.ndarray) -> None:
+        """Append rows (n, dim) and fsync them."""
+        assert vectors.ndim == 2 and vectors.shape[1] == self.dim, vectors.shape
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            f.write(np.ascontiguousarray(vectors, dtype=self.dtype).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self, rows: int) -> np.ndarray:
+        """A read-only memory map of the first ``rows`` rows, (rows, dim)."""
+        if rows == 0:
+            return np.zeros((0, self.dim), dtype=self.dtype)
+        if self.rows_on_disk() < rows:
+            raise StorageError(f"{self.path} is shorter than the {rows} committed rows: run `layerwise check --repair`")
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(rows, self.dim))
