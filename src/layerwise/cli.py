@@ -69,7 +69,8 @@ def _print_json(data: Any) -> None:
 def _console():  # noqa: ANN202
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 @app.command()
@@ -81,6 +82,7 @@ def index(
     pooling: Annotated[str, typer.Option(help="mean, cls or max.")] = "mean",
     overlap: Annotated[int, typer.Option(help="Tokens shared by neighbouring passages.")] = 32,
     max_tokens: Annotated[Optional[int], typer.Option(help="Passage length in tokens (default: the model's maximum).")] = None,
+    max_passages: Annotated[Optional[int], typer.Option(help="Keep at most N passages per document (1 = truncate like MTEB).")] = None,
     vector_dtype: Annotated[str, typer.Option(help="Stored raw vectors: float32 or float16.")] = "float32",
     text_column: Annotated[str, typer.Option(help="CSV column holding the text.")] = "text",
     id_column: Annotated[Optional[str], typer.Option(help="CSV column holding the document id (default: row number).")] = None,
@@ -104,7 +106,7 @@ def index(
     try:
         target = store.open(collection)
     except CollectionNotFound:
-        target = store.create(collection, encoder.identity, vector_dtype, overlap)
+        target = store.create(collection, encoder.identity, vector_dtype, overlap, max_passages)
     summary = index_documents(target, encoder, docs, report, sync=sync, progress=not as_json)
     result = {"collection": collection, **summary.__dict__, "read": report.read, "skipped": report.skipped, "warnings": report.warnings}
     if as_json:
@@ -245,6 +247,133 @@ def mix(
 
     view = save_mix(_store(db, home).open(collection), name, spec)
     typer.echo(f"view {name} = {view.spec} built from stored vectors")
+
+
+@app.command()
+@handled
+def views(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a collection's views: every layer and the stored mixes."""
+    from layerwise.search.views import all_views
+
+    found = [{"name": v.name, "spec": str(v.spec)} for v in all_views(_store(db, home).open(collection))]
+    if as_json:
+        _print_json(found)
+    else:
+        typer.echo("\n".join(f"{v['name']:<20} {v['spec']}" for v in found))
+
+
+@app.command()
+@handled
+def evaluate(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl (or id<TAB>text).")],
+    qrels: Annotated[Path, typer.Option(help="BEIR qrels .tsv or TREC qrels.")],
+    view: Annotated[Optional[list[str]], typer.Option("--view", "-v", help="View spec, repeatable: all, -1, mean(-4:), a stored name, bm25, rrf(bm25 | -1), fuse(bm25:0.3 | -1:0.7), stored. Default: every layer, standard mixes, stored views, bm25, rrf(all), rrf(bm25 | -1).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="NAME@K, repeatable (ndcg, recall, mrr, map, p); the first is tested for significance.")] = None,
+    ignore_identical_ids: Annotated[bool, typer.Option("--ignore-identical-ids", help="Drop results whose document id equals the query id.")] = False,
+    trials: Annotated[int, typer.Option(help="Randomization-test trials.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the randomization test.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG of the first metric by layer.")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the table as CSV.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Write the table as Markdown.")] = None,
+    runs: Annotated[Optional[Path], typer.Option(help="Write a TREC run file per view into this folder.")] = None,
+    device: DeviceOpt = "auto",
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare retrieval quality of layers, mixes, fusion and BM25 on labelled queries."""
+    from layerwise import render
+    from layerwise.search import datasets
+    from layerwise.search.evaluation import DEFAULT_METRICS, evaluate as run_evaluation
+    from layerwise.search.searcher import Searcher
+
+    target = _store(db, home).open(collection)
+    result = run_evaluation(
+        Searcher(target, device=device), datasets.read_queries(queries), datasets.read_qrels(qrels), view,
+        metric or DEFAULT_METRICS, ignore_identical_ids=ignore_identical_ids, trials=trials, seed=seed, progress=not as_json,
+    )
+    from layerwise.search.runs import save_run, write_runs
+
+    run_id = save_run(target, result)
+    if plot:
+        from layerwise.search.plot import plot_layers
+
+        plot_layers(result, plot)
+    if csv_out:
+        csv_out.write_text(render.evaluation_csv(result))
+    if markdown:
+        markdown.write_text(render.evaluation_markdown(result))
+    if runs:
+        write_runs(result, runs)
+    if as_json:
+        _print_json({"run_id": run_id, **result.to_dict()})
+        return
+    _console().print(render.evaluation_table(result))
+    typer.echo(f"best {result.metrics[0]}: {result.best()}; saved as evaluation run {run_id}" + (f"; plot: {plot}" if plot else ""))
+
+
+@app.command()
+@handled
+def compare(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    layer: Annotated[str, typer.Option("--layer", "-l", help="Views to compare (default: every layer).")] = "all",
+    k: Annotated[int, typer.Option("-k", help="Documents per view.")] = 10,
+    device: DeviceOpt = "auto",
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One query: top-k of every layer side by side and their Jaccard@k overlap."""
+    from layerwise.search.overlap import jaccard_matrix
+    from layerwise.search.searcher import Searcher
+    from layerwise.search.views import resolve
+
+    if not query.strip():
+        raise UsageError("the query is empty: give some words to search for")
+    target = _store(db, home).open(collection)
+    results = Searcher(target, device=device).search(query, resolve(target, layer), k)
+    names = list(results)
+    matrix = jaccard_matrix({n: [h.doc_id for h in hits] for n, hits in results.items()})
+    if as_json:
+        _print_json({"query": query, "k": k, "views": {n: [h.to_dict() for h in hits] for n, hits in results.items()},
+                     "jaccard": {"views": names, "matrix": matrix.round(4).tolist()}})
+        return
+    from layerwise import render
+
+    console = _console()
+    console.print(render.side_by_side(results))
+    console.print(render.overlap_table(names, matrix, k))
+
+
+@app.command("import-smart")
+@handled
+def import_smart(
+    documents: Annotated[Path, typer.Argument(help="SMART documents file (e.g. cran.all.1400).")],
+    queries: Annotated[Path, typer.Argument(help="SMART queries file (e.g. cran.qry).")],
+    qrels: Annotated[Path, typer.Argument(help="Relevance file (e.g. cranqrel).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="BEIR folder to write.")],
+    query_ids: Annotated[str, typer.Option(help="position: number queries 1..n in file order (Cranfield's qrels); field: keep .I.")] = "position",
+    grades: Annotated[str, typer.Option(help="as-is, or cleverdon (1 best .. 4, -1/5 none -> 4..1, 0).")] = "as-is",
+) -> None:
+    """Convert a SMART test collection (Cranfield, CISI, MED, CACM) to BEIR format."""
+    from layerwise.search import datasets, smart
+
+    docs = smart.read_documents(documents)
+    found_queries = smart.read_queries(queries, query_ids)
+    judged = smart.read_qrels(qrels, grades)
+    unknown = sorted(set(judged) - set(found_queries), key=lambda q: (len(q), q))
+    if unknown:
+        typer.secho(f"warning: qrels name {len(unknown)} queries not in {queries} (first: {unknown[:5]}); check --query-ids", fg=typer.colors.YELLOW, err=True)
+    datasets.write_beir(output, docs, found_queries, judged)
+    pairs = sum(len(v) for v in judged.values())
+    typer.echo(f"wrote {output}: {len(docs)} documents, {len(found_queries)} queries, {pairs} judgements for {len(judged)} queries")
 
 
 def main() -> None:

@@ -34,8 +34,11 @@ class Splitter:
     tokenizer: Any
     max_tokens: int
     overlap: int = 32
+    max_passages: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_passages is not None and self.max_passages < 1:
+            raise UsageError(f"--max-passages {self.max_passages} must be at least 1")
         if not 0 <= self.overlap < self.body_budget // 2:
             raise UsageError(f"--overlap {self.overlap} must be between 0 and {self.body_budget // 2 - 1} tokens")
 
@@ -71,7 +74,7 @@ class Splitter:
         while True:
             end = _snap_end(word_ids, start, min(start + window, len(offsets)))
             passages.append(Passage(len(passages), prefix + text[offsets[start][0] : offsets[end - 1][1]], offsets[start][0], offsets[end - 1][1]))
-            if end >= len(offsets):
+            if end >= len(offsets) or len(passages) == self.max_passages:
                 return passages
             start = _snap_start(word_ids, max(end - self.overlap, start + 1), end)
 

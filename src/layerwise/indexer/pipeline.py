@@ -70,7 +70,7 @@ def index_documents(
     existing = collection.document_hashes()
     todo = plan(documents, existing, report)
     summary = IndexSummary(unchanged=len({d.doc_id for d in documents}) - len(todo))
-    splitter = Splitter(encoder.tokenizer, encoder.max_tokens, collection.overlap)
+    splitter = Splitter(encoder.tokenizer, encoder.max_tokens, collection.overlap, collection.max_passages)
     bar = tqdm(total=len(todo), unit="doc", desc=f"indexing {collection.name}", disable=not progress)
     for chunk in batched(todo, batch_docs):
         passages = splitter.split_many([d.title for d in chunk], [d.text for d in chunk])

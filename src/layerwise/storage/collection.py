@@ -75,7 +75,9 @@ class Store:
         with self.sessions() as s:
             return list(s.scalars(select(CollectionRow.name).order_by(CollectionRow.name)))
 
-    def create(self, name: str, identity: ModelIdentity, vector_dtype: str = "float32", overlap: int = 32) -> "Collection":
+    def create(
+        self, name: str, identity: ModelIdentity, vector_dtype: str = "float32", overlap: int = 32, max_passages: int | None = None
+    ) -> "Collection":
         if not _NAME_RE.match(name):
             raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
         if vector_dtype not in DTYPES:
@@ -83,7 +85,7 @@ class Store:
         with self.sessions.begin() as s:
             if s.scalar(select(CollectionRow.id).where(CollectionRow.name == name)) is not None:
                 raise CollectionExists(f"collection '{name}' already exists: choose another name or `layerwise drop {name}`")
-            s.add(CollectionRow(name=name, model=identity.to_dict(), vector_dtype=vector_dtype, overlap=overlap))
+            s.add(CollectionRow(name=name, model=identity.to_dict(), vector_dtype=vector_dtype, overlap=overlap, max_passages=max_passages))
         collection = self.open(name)
         shutil.rmtree(collection.dir, ignore_errors=True)  # leftovers of a dropped namesake
         collection.dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +138,7 @@ class Collection:
         self.identity = ModelIdentity.from_dict(row.model)
         self.vector_dtype = row.vector_dtype
         self.overlap = row.overlap
+        self.max_passages = row.max_passages
         self.dir = store.home / "collections" / f"{row.name}-{row.id}"
 
     @property

@@ -37,6 +37,7 @@ class CollectionRow(Base):
     model: Mapped[dict[str, Any]] = mapped_column(JSON)
     vector_dtype: Mapped[str] = mapped_column(String(16))
     overlap: Mapped[int] = mapped_column(Integer)
+    max_passages: Mapped[int | None] = mapped_column(Integer, nullable=True)
     vector_rows: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
