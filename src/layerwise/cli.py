@@ -260,7 +260,7 @@ def views(
     """List a collection's views: every layer and the stored mixes."""
     from layerwise.search.views import all_views
 
-    found = [{"name": v.name, "spec": str(v.spec)} for v in all_views(_store(db, home).open(collection))]
+    found = [{"name": v.name, "spec": v.describe()} for v in all_views(_store(db, home).open(collection))]
     if as_json:
         _print_json(found)
     else:
@@ -374,6 +374,56 @@ def import_smart(
     datasets.write_beir(output, docs, found_queries, judged)
     pairs = sum(len(v) for v in judged.values())
     typer.echo(f"wrote {output}: {len(docs)} documents, {len(found_queries)} queries, {pairs} judgements for {len(judged)} queries")
+
+
+@app.command("learn-mix")
+@handled
+def learn_mix(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl (or id<TAB>text).")],
+    qrels: Annotated[Path, typer.Option(help="Training qrels (e.g. qrels/train.tsv).")],
+    name: Annotated[str, typer.Option(help="Name of the stored view.")] = "learned",
+    eval_qrels: Annotated[Optional[Path], typer.Option(help="Held-out qrels to report the learnt view against the last layer.")] = None,
+    separate: Annotated[bool, typer.Option("--separate", help="Learn separate weights for queries and documents.")] = False,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 200,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.05,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature of the contrastive loss.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same weights.")] = 0,
+    device: DeviceOpt = "auto",
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn layer weights from training qrels over the stored vectors; store them as a view."""
+    from layerwise.search import datasets
+    from layerwise.search.learn_mix import learn
+    from layerwise.search.searcher import Searcher
+    from layerwise.search.views import save_mix
+
+    target = _store(db, home).open(collection)
+    searcher = Searcher(target, device=device)
+    texts = datasets.read_queries(queries)
+    learned = learn(searcher, texts, datasets.read_qrels(qrels), separate=separate, steps=steps, lr=lr,
+                    temperature=temperature, seed=seed, progress=not as_json)
+    save_mix(target, name, learned.doc_spec, learned.query_spec)
+    result: dict[str, Any] = {"view": name, "doc_weights": learned.doc_weights, "query_weights": learned.query_weights,
+                              "loss_first": learned.losses[0], "loss_last": learned.losses[-1], "training_queries": learned.queries}
+    if eval_qrels:
+        from layerwise.search.evaluation import evaluate as run_evaluation
+
+        held_out = run_evaluation(searcher, texts, datasets.read_qrels(eval_qrels), [name, "-1"], progress=not as_json)
+        result["held_out"] = held_out.to_dict()
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(f"learnt {name} from {learned.queries} queries: loss {learned.losses[0]:.4f} -> {learned.losses[-1]:.4f}")
+    typer.echo("document weights: " + "  ".join(f"h{i}={w:.3f}" for i, w in enumerate(learned.doc_weights)))
+    if separate:
+        typer.echo("query weights:    " + "  ".join(f"h{i}={w:.3f}" for i, w in enumerate(learned.query_weights)))
+    if eval_qrels:
+        from layerwise import render
+
+        _console().print(render.evaluation_table(held_out))
 
 
 def main() -> None:

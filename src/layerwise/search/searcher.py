@@ -77,7 +77,7 @@ class Searcher:
         for query in queries:
             if not query.strip():
                 raise EmptyQuery("the query is empty: give some words to search for")
-        wanted = sorted({i for v in views for i in v.layers(self.collection.num_states)})
+        wanted = sorted({i for v in views for i in v.query_layers(self.collection.num_states)})
         return self.encoder.encode(list(queries), wanted)
 
     def rank(self, view: View, query_vectors: np.ndarray, depth: int) -> list[Ranking]:

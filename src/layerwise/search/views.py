@@ -30,19 +30,28 @@ class View:
     name: str
     spec: LayerSpec
     stored: bool = True
+    query_spec: LayerSpec | None = None  # queries mixed differently from documents (learn-mix --separate)
 
     def layers(self, num_states: int) -> tuple[int, ...]:
         return self.spec.resolve(num_states)
 
-    def combine(self, stack: np.ndarray, num_states: int) -> np.ndarray:
-        """Vectors (n, d') of this view from per-layer vectors (n, k, d) in layers() order."""
-        if isinstance(self.spec, Mix):
-            return self.spec.apply(stack.astype(np.float32), num_states)
+    def query_layers(self, num_states: int) -> tuple[int, ...]:
+        return (self.query_spec or self.spec).resolve(num_states)
+
+    def describe(self) -> str:
+        return str(self.spec) + (f" | queries: {self.query_spec}" if self.query_spec else "")
+
+    def combine(self, stack: np.ndarray, num_states: int, spec: LayerSpec | None = None) -> np.ndarray:
+        """Vectors (n, d') of this view from per-layer vectors (n, k, d) in the spec's resolve() order."""
+        spec = spec or self.spec
+        if isinstance(spec, Mix):
+            return spec.apply(stack.astype(np.float32), num_states)
         return stack[:, 0].astype(np.float32)  # (n, d)
 
     def of_query(self, embeddings: LayerEmbeddings) -> np.ndarray:
         """Query vectors (q, d') from the queries' encoded hidden states."""
-        return self.combine(embeddings.stack(self.layers(embeddings.model.num_states)), embeddings.model.num_states)
+        states = embeddings.model.num_states
+        return self.combine(embeddings.stack(self.query_layers(states)), states, self.query_spec or self.spec)
 
 
 def layer_views(num_states: int) -> list[View]:
@@ -51,7 +60,10 @@ def layer_views(num_states: int) -> list[View]:
 
 def all_views(collection: Collection) -> list[View]:
     """Every layer view plus the collection's stored mixes."""
-    stored = [View(v.name, grammar.parse(v.spec)) for v in collection.stored_views()]
+    stored = [
+        View(v.name, grammar.parse(v.spec), query_spec=grammar.parse(v.query_spec) if v.query_spec else None)
+        for v in collection.stored_views()
+    ]
     return layer_views(collection.num_states) + stored
 
 
@@ -110,15 +122,18 @@ def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
     return built
 
 
-def save_mix(collection: Collection, name: str, spec_text: str) -> View:
-    """Store a named mix view and build its index."""
+def save_mix(collection: Collection, name: str, spec_text: str, query_spec_text: str | None = None) -> View:
+    """Store a named mix view (optionally mixing queries differently) and build its index."""
     if name in {v.name for v in layer_views(collection.num_states)} or name == BM25:
         raise UsageError(f"view name '{name}' is reserved: choose another name")
     spec = grammar.parse(spec_text)
     if not isinstance(spec, Mix):
         raise UsageError(f"'{spec_text}' is a plain layer selection: a stored view needs a mix such as mean(-4:)")
     spec.resolve(collection.num_states)
-    view = View(name, spec)
+    query_spec = grammar.parse(query_spec_text) if query_spec_text else None
+    if query_spec is not None:
+        query_spec.resolve(collection.num_states)
+    view = View(name, spec, query_spec=query_spec)
     build_index(collection, view)
-    collection.save_view(name, str(spec))
+    collection.save_view(name, str(spec), str(query_spec) if query_spec else None)
     return view

@@ -271,10 +271,10 @@ class Collection:
         with self.store.sessions() as s:
             return list(s.scalars(select(ViewRow).where(ViewRow.collection_id == self.id).order_by(ViewRow.id)))
 
-    def save_view(self, name: str, spec: str, index_type: str = "flat") -> None:
+    def save_view(self, name: str, spec: str, query_spec: str | None = None, index_type: str = "flat") -> None:
         with self.store.sessions.begin() as s:
             s.execute(delete(ViewRow).where(ViewRow.collection_id == self.id, ViewRow.name == name))
-            s.add(ViewRow(collection_id=self.id, name=name, spec=spec, index_type=index_type))
+            s.add(ViewRow(collection_id=self.id, name=name, spec=spec, query_spec=query_spec, index_type=index_type))
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def describe(collection: Collection) -> dict[str, Any]:
     from layerwise.search.views import all_views
 
     views = [
-        {"name": v.name, "spec": str(v.spec), "index_bytes": _size(collection.index_path(v.name))}
+        {"name": v.name, "spec": v.describe(), "index_bytes": _size(collection.index_path(v.name))}
         for v in all_views(collection)
     ]
     return {

@@ -78,6 +78,7 @@ class ViewRow(Base):
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[str] = mapped_column(Text)
+    query_spec: Mapped[str | None] = mapped_column(Text, nullable=True)
     index_type: Mapped[str] = mapped_column(String(32), default="flat")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
