@@ -2,8 +2,8 @@
 
 A document ``title + " " + text`` is cut into windows of at most the model's
 maximum length (special tokens included) with a token overlap between
-neighbours. Window edges snap to word starts, so a passage re-tokenizes to the
-same tokens. Every passage is prefixed with the title, and the first passage is
+neighbours. Windows end on token boundaries and later windows start on word
+starts, so a passage re-tokenizes to the same tokens. Every passage is prefixed with the title, and the first passage is
 exactly what a truncating encoder (MTEB, sentence-transformers) would embed.
 Offsets are character positions in the document text, so a hit shows its span.
 """
@@ -72,21 +72,11 @@ class Splitter:
         passages: list[Passage] = []
         start = 0
         while True:
-            end = _snap_end(word_ids, start, min(start + window, len(offsets)))
+            end = min(start + window, len(offsets))
             passages.append(Passage(len(passages), prefix + text[offsets[start][0] : offsets[end - 1][1]], offsets[start][0], offsets[end - 1][1]))
             if end >= len(offsets) or len(passages) == self.max_passages:
                 return passages
             start = _snap_start(word_ids, max(end - self.overlap, start + 1), end)
-
-
-def _snap_end(word_ids: list[int | None], start: int, end: int) -> int:
-    """Move a window end back to a word boundary, unless the word fills the window."""
-    if end >= len(word_ids):
-        return end
-    cut = end
-    while cut > start + 1 and word_ids[cut] is not None and word_ids[cut] == word_ids[cut - 1]:
-        cut -= 1
-    return cut if cut > start + 1 else end
 
 
 def _snap_start(word_ids: list[int | None], start: int, limit: int) -> int:

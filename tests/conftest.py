@@ -1,0 +1,8 @@
+"""Shared fixtures: tests run offline and keep their data in temporary folders."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from layerwise.search.fusion import Fusion, parse_fusion, rrf, score_fusion
+from layerwise.search.ranking import Ranking
+
+
+def _r(docs, scores):
+    return Ranking(np.array(docs, np.int64), np.array(scores, np.float32), np.array(docs, np.int64) * 10)
+
+
+def test_rrf_matches_formula():
+    fused = rrf([_r([1, 2, 3], [0.9, 0.8, 0.7]), _r([3, 1], [5.0, 4.0])], k=60)
+    expected = {1: 1 / 61 + 1 / 62, 2: 1 / 62, 3: 1 / 63 + 1 / 61}
+    assert fused.docs.tolist() == sorted(expected, key=lambda d: -expected[d])
+    np.testing.assert_allclose(fused.scores, sorted(expected.values(), reverse=True), rtol=1e-6)
+    assert fused.rows.tolist() == [d * 10 for d in fused.docs.tolist()]
+
+
+def test_score_fusion_normalises_each_ranking():
+    fused = score_fusion([_r([1, 2], [10.0, 0.0]), _r([2, 1], [1.0, 0.5])], weights=[0.5, 0.5])
+    assert fused.docs.tolist() == [1, 2]
+    np.testing.assert_allclose(fused.scores, [0.5, 0.5 * 0 + 0.5 * 1], rtol=1e-6)
+
+
+def test_parse_fusion():
+    assert parse_fusion("-1") is None
+    assert parse_fusion("rrf(bm25 | -1)") == Fusion("rrf", ("bm25", "-1"), None)
+    assert parse_fusion("fuse(bm25:0.3 | -1:0.7)") == Fusion("fuse", ("bm25", "-1"), (0.3, 0.7))
+    assert parse_fusion("rrf(-4: | mean(-4:))").members == ("-4:", "mean(-4:)")
+
+
+def test_empty_fusion_is_an_error():
+    with pytest.raises(Exception, match="fuses nothing"):
+        parse_fusion("rrf()")
