@@ -26,6 +26,8 @@ DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQ
 HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Data folder (default: $LAYERWISE_HOME, else ~/.local/share/layerwise).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16; bf16 on a CPU with AMX is ~3x faster.")]
+QuantOpt = Annotated[Optional[str], typer.Option("--quantize", help="int8: dynamic int8 Linear layers on the CPU (opt-in; changes vectors).")]
 
 
 def _err(message: str) -> None:
@@ -89,6 +91,8 @@ def index(
     title_column: Annotated[Optional[str], typer.Option(help="CSV column holding the title.")] = None,
     sync: Annotated[bool, typer.Option("--sync", help="Also remove documents no longer in the inputs.")] = False,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    quantize: QuantOpt = None,
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -102,7 +106,7 @@ def index(
     report = InputReport()
     docs = list(read_documents(inputs, report, TableColumns(text_column, id_column, title_column)))
     store = _store(db, home)
-    encoder = Encoder(model, device=device, pooling=pooling, max_tokens=max_tokens)
+    encoder = Encoder(model, device=device, pooling=pooling, max_tokens=max_tokens, dtype=dtype, quantize=quantize)
     try:
         target = store.open(collection)
     except CollectionNotFound:
@@ -132,6 +136,7 @@ def search(
     layer: Annotated[str, typer.Option("--layer", "-l", help="Layer (-1), selection (all, -4:), mix (mean(-4:)), stored view name, or bm25.")] = "-1",
     k: Annotated[int, typer.Option("-k", help="Documents per view.")] = 10,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -145,7 +150,7 @@ def search(
     if k < 1:
         raise UsageError(f"-k {k} must be at least 1")
     target = _store(db, home).open(collection)
-    searcher = Searcher(target, device=device)
+    searcher = Searcher(target, device=device, dtype=dtype)
     if layer.strip() == BM25:
         results = {BM25: searcher.hits(searcher.rank_bm25([query], k)[0])}
     else:
@@ -216,6 +221,8 @@ def embed(
     pooling: Annotated[str, typer.Option(help="mean, cls or max.")] = "mean",
     model: Annotated[Optional[str], typer.Option(help="Model directory or hub id.")] = None,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    quantize: QuantOpt = None,
     text_column: Annotated[str, typer.Option(help="CSV column holding the text.")] = "text",
 ) -> None:
     """Export pooled embeddings of selected hidden states: an array (texts, states, dim) in .npz."""
@@ -227,7 +234,7 @@ def embed(
     if spec.is_mix:
         raise UsageError(f"embed exports hidden states, not mixes: give a selection such as all or -4: (got '{layers}')")
     ids, texts = read_texts(input, text_column)
-    encoder = Encoder(model, device=device, pooling=pooling)
+    encoder = Encoder(model, device=device, pooling=pooling, dtype=dtype, quantize=quantize)
     result = encoder.encode(texts, spec.resolve(encoder.num_states), progress=True)
     result.save_npz(output, ids=ids)
     typer.echo(f"wrote {output}: embeddings {result.vectors.shape} for hidden states {list(result.layers)} of {encoder.identity.name}")
@@ -283,6 +290,7 @@ def evaluate(
     markdown: Annotated[Optional[Path], typer.Option(help="Write the table as Markdown.")] = None,
     runs: Annotated[Optional[Path], typer.Option(help="Write a TREC run file per view into this folder.")] = None,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -295,7 +303,7 @@ def evaluate(
 
     target = _store(db, home).open(collection)
     result = run_evaluation(
-        Searcher(target, device=device), datasets.read_queries(queries), datasets.read_qrels(qrels), view,
+        Searcher(target, device=device, dtype=dtype), datasets.read_queries(queries), datasets.read_qrels(qrels), view,
         metric or DEFAULT_METRICS, ignore_identical_ids=ignore_identical_ids, trials=trials, seed=seed, progress=not as_json,
     )
     from layerwise.search.runs import save_run, write_runs
@@ -326,6 +334,7 @@ def compare(
     layer: Annotated[str, typer.Option("--layer", "-l", help="Views to compare (default: every layer).")] = "all",
     k: Annotated[int, typer.Option("-k", help="Documents per view.")] = 10,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -338,7 +347,7 @@ def compare(
     if not query.strip():
         raise UsageError("the query is empty: give some words to search for")
     target = _store(db, home).open(collection)
-    results = Searcher(target, device=device).search(query, resolve(target, layer), k)
+    results = Searcher(target, device=device, dtype=dtype).search(query, resolve(target, layer), k)
     names = list(results)
     matrix = jaccard_matrix({n: [h.doc_id for h in hits] for n, hits in results.items()})
     if as_json:
@@ -390,6 +399,7 @@ def learn_mix(
     temperature: Annotated[float, typer.Option(help="Softmax temperature of the contrastive loss.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same weights.")] = 0,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -401,7 +411,7 @@ def learn_mix(
     from layerwise.search.views import save_mix
 
     target = _store(db, home).open(collection)
-    searcher = Searcher(target, device=device)
+    searcher = Searcher(target, device=device, dtype=dtype)
     texts = datasets.read_queries(queries)
     learned = learn(searcher, texts, datasets.read_qrels(qrels), separate=separate, steps=steps, lr=lr,
                     temperature=temperature, seed=seed, progress=not as_json)

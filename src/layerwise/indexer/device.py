@@ -41,5 +41,9 @@ def resolve_dtype(device: torch.device, spec: str = "auto", bf16_supported: bool
 
 
 def default_token_budget(device: torch.device) -> int:
-    """Tokens (padded batch size x length) per forward pass."""
-    return 65_536 if device.type == "cuda" else 8_192
+    """Tokens (padded batch size x length) per forward pass.
+
+    On the CPU small batches that stay in cache win: 2,048 tokens ran 1.2x faster
+    than 8,192 on both short sentences and 256-token passages (bench/encoding.py).
+    """
+    return 65_536 if device.type == "cuda" else 2_048

@@ -61,6 +61,7 @@ class Encoder:
         dtype: str = "auto",
         max_tokens: int | None = None,
         token_budget: int | None = None,
+        quantize: str | None = None,
     ) -> None:
         if pooling not in POOLINGS:
             raise UsageError(f"unknown pooling '{pooling}': use one of {', '.join(POOLINGS)}")
@@ -68,6 +69,8 @@ class Encoder:
         self.dtype = resolve_dtype(self.device, dtype)
         name, self.model, self.tokenizer, self.path = model_io.load(model)
         self.model.to(self.device, self.dtype).eval()
+        if quantize:
+            self.model = quantized(self.model, quantize, self.device)
         self.pooling = pooling
         config = self.model.config
         limit = model_io.max_tokens_of(self.path, config, self.tokenizer)
@@ -82,6 +85,7 @@ class Encoder:
             max_tokens=self.max_tokens,
             num_states=self.num_states,
             dim=int(config.hidden_size),
+            quantize=quantize,
         )
         self._modules = _locate_layers(self.model, self.num_states - 1)
 
@@ -160,6 +164,22 @@ class Encoder:
         """Fallback for architectures whose layers cannot be located: all hidden states at once."""
         states = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         return torch.stack([pool(states[i], mask, self.pooling) for i in wanted], dim=1).cpu().numpy()
+
+
+QUANTIZATIONS = ("int8",)
+
+
+def quantized(model: torch.nn.Module, method: str, device: torch.device) -> torch.nn.Module:
+    """Dynamic int8 quantisation of the Linear layers (CPU only, opt-in: it changes the vectors)."""
+    if method not in QUANTIZATIONS:
+        raise UsageError(f"unknown quantisation '{method}': use int8")
+    if device.type != "cpu":
+        raise UsageError("--quantize int8 runs on the CPU only: use --device cpu, or --dtype bf16/fp16 on a GPU")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _locate_layers(model: torch.nn.Module, num_layers: int) -> tuple[torch.nn.Module, list[torch.nn.Module]] | None:

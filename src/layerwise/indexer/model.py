@@ -31,13 +31,14 @@ class ModelIdentity:
     max_tokens: int
     num_states: int
     dim: int
+    quantize: str | None = None  # int8 vectors differ from fp32 ones: queries must match
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelIdentity":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def differences(self, other: "ModelIdentity") -> list[str]:
         """Fields that differ, as 'field: mine != theirs' lines."""

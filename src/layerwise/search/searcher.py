@@ -43,17 +43,21 @@ class Hit:
 class Searcher:
     """Searches one collection; the encoder loads on first use and must match the collection."""
 
-    def __init__(self, collection: Collection, encoder: Encoder | None = None, device: str = "auto") -> None:
+    def __init__(self, collection: Collection, encoder: Encoder | None = None, device: str = "auto", dtype: str = "auto") -> None:
         self.collection = collection
         self._encoder = encoder
         self._device = device
+        self._dtype = dtype
         self._indices: dict[str, Any] = {}
 
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
             ident = self.collection.identity
-            self._encoder = Encoder(ident.name, device=self._device, pooling=ident.pooling, max_tokens=ident.max_tokens)
+            self._encoder = Encoder(
+                ident.name, device=self._device, dtype=self._dtype, pooling=ident.pooling, max_tokens=ident.max_tokens,
+                quantize=ident.quantize,
+            )
         self.collection.check_identity(self._encoder.identity)
         return self._encoder
 
