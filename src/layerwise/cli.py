@@ -90,6 +90,8 @@ def index(
     id_column: Annotated[Optional[str], typer.Option(help="CSV column holding the document id (default: row number).")] = None,
     title_column: Annotated[Optional[str], typer.Option(help="CSV column holding the title.")] = None,
     sync: Annotated[bool, typer.Option("--sync", help="Also remove documents no longer in the inputs.")] = False,
+    index_type: Annotated[Optional[str], typer.Option("--index", help="Layer index type: flat, hnsw, ivf or auto (flat below 50k passages, IVF above).")] = None,
+    batch_docs: Annotated[int, typer.Option(help="Documents per committed batch (an interrupted run resumes from the last one).")] = 512,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     quantize: QuantOpt = None,
@@ -111,7 +113,12 @@ def index(
         target = store.open(collection)
     except CollectionNotFound:
         target = store.create(collection, encoder.identity, vector_dtype, overlap, max_passages)
-    summary = index_documents(target, encoder, docs, report, sync=sync, progress=not as_json)
+    if index_type and index_type != target.index_type:
+        from layerwise.storage.faiss_index import choose
+
+        choose(index_type, 0)
+        target.set_index_type(index_type)
+    summary = index_documents(target, encoder, docs, report, sync=sync, batch_docs=batch_docs, progress=not as_json)
     result = {"collection": collection, **summary.__dict__, "read": report.read, "skipped": report.skipped, "warnings": report.warnings}
     if as_json:
         _print_json(result)
@@ -246,13 +253,14 @@ def mix(
     collection: Annotated[str, typer.Argument(help="Collection name.")],
     name: Annotated[str, typer.Argument(help="Name of the new view.")],
     spec: Annotated[str, typer.Argument(help="Mix expression, e.g. 'wsum(-4:; 0.1,0.2,0.3,0.4)' or 'mean(-4:; raw)'.")],
+    index_type: Annotated[str, typer.Option("--index", help="flat, hnsw, ivf or auto.")] = "flat",
     db: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Store a named mix view built from the stored vectors (no encoder run)."""
     from layerwise.search.views import save_mix
 
-    view = save_mix(_store(db, home).open(collection), name, spec)
+    view = save_mix(_store(db, home).open(collection), name, spec, index_type=index_type)
     typer.echo(f"view {name} = {view.spec} built from stored vectors")
 
 
@@ -434,6 +442,57 @@ def learn_mix(
         from layerwise import render
 
         _console().print(render.evaluation_table(held_out))
+
+
+@app.command()
+@handled
+def delete(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")],
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Remove documents from the database, and from every index (rebuilt from stored vectors)."""
+    from layerwise.search.views import rebuild_all
+
+    target = _store(db, home).open(collection)
+    with target.writing():
+        removed = target.delete_documents(doc_ids)
+        if removed:
+            rebuild_all(target)
+    missing = len(set(doc_ids)) - removed
+    typer.echo(f"removed {removed} documents from {collection}" + (f"; {missing} ids were not in it" if missing else ""))
+
+
+@app.command()
+@handled
+def check(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild indices from stored vectors and drop what was lost.")] = False,
+    recall: Annotated[bool, typer.Option("--recall", help="Measure recall@10 of each ANN index against exact search.")] = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify database <-> stored vectors <-> every index; exit 1 when they differ."""
+    from dataclasses import asdict
+
+    from layerwise.storage import check as checking
+
+    target = _store(db, home).open(collection)
+    report = checking.repair(target) if repair else checking.check(target, recall=recall)
+    if as_json:
+        _print_json({**asdict(report), "ok": report.ok})
+    else:
+        for line in report.repaired:
+            typer.echo(f"repaired: {line}")
+        for view in report.views:
+            extra = f", recall@10 {view.recall_at_10:.3f}" if view.recall_at_10 is not None else ""
+            typer.echo(f"{view.name:<16} {view.kind:<5} {view.ntotal:>9} vectors  {'ok' if view.ok else view.problem}{extra}")
+        typer.echo(f"{collection}: {report.passages} passages, {report.vector_rows} vector rows: " +
+                   ("consistent" if report.ok else "; ".join(report.problems) + " — run `layerwise check " + collection + " --repair`"))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -76,5 +76,5 @@ def test_index_round_trip_and_corrupt_file(tmp_path):
     assert ids[:, 0].tolist() == [100, 101, 102]
     np.testing.assert_allclose(scores[:, 0], 1.0, rtol=1e-5)
     path.write_bytes(path.read_bytes()[:50])
-    with pytest.raises(CorruptIndex, match="check COLLECTION --repair"):
-        faiss_index.read(path)
+    with pytest.raises(CorruptIndex, match="corrupt or truncated: run `layerwise check c --repair`"):
+        faiss_index.read(path, "c")

@@ -60,12 +60,20 @@ def index_documents(
     progress: bool = False,
 ) -> IndexSummary:
     """Encode new and changed documents into the collection and rebuild its indices."""
+    started = time.perf_counter()
+    collection.check_identity(encoder.identity)
+    with collection.writing():
+        return _index_locked(collection, encoder, documents, report, sync, batch_docs, progress, started)
+
+
+def _index_locked(
+    collection: Collection, encoder: Encoder, documents: Sequence[Document], report: InputReport,
+    sync: bool, batch_docs: int, progress: bool, started: float,
+) -> IndexSummary:
     from tqdm.auto import tqdm
 
     from layerwise.search.views import rebuild_all
 
-    started = time.perf_counter()
-    collection.check_identity(encoder.identity)
     collection.prepare_write()
     existing = collection.document_hashes()
     todo = plan(documents, existing, report)
@@ -85,7 +93,7 @@ def index_documents(
     if sync:
         present = {d.doc_id for d in documents}
         summary.removed = collection.delete_documents([d for d in existing if d not in present])
-    if todo or summary.removed or not collection.index_path("layer0").exists():
+    if collection.indices_stale() or not collection.index_path("layer0").exists():
         collection.__dict__.pop("passage_table", None)
         summary.indices = rebuild_all(collection, progress)
     summary.seconds = time.perf_counter() - started

@@ -73,7 +73,7 @@ class Searcher:
     def index(self, view: View) -> Any:
         if view.name not in self._indices:
             stored = view.stored and self.collection.index_path(view.name).exists()
-            self._indices[view.name] = faiss_index.read(self.collection.index_path(view.name)) if stored else build_index(self.collection, view)
+            self._indices[view.name] = faiss_index.read(self.collection.index_path(view.name), self.collection.name) if stored else build_index(self.collection, view)
         return self._indices[view.name]
 
     def encode(self, queries: Sequence[str], views: Sequence[View]) -> LayerEmbeddings:

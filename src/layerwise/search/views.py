@@ -31,6 +31,7 @@ class View:
     spec: LayerSpec
     stored: bool = True
     query_spec: LayerSpec | None = None  # queries mixed differently from documents (learn-mix --separate)
+    index_type: str = "flat"
 
     def layers(self, num_states: int) -> tuple[int, ...]:
         return self.spec.resolve(num_states)
@@ -54,17 +55,17 @@ class View:
         return self.combine(embeddings.stack(self.query_layers(states)), states, self.query_spec or self.spec)
 
 
-def layer_views(num_states: int) -> list[View]:
-    return [View(grammar.layer_name(i), grammar.parse(str(i))) for i in range(num_states)]
+def layer_views(num_states: int, index_type: str = "flat") -> list[View]:
+    return [View(grammar.layer_name(i), grammar.parse(str(i)), index_type=index_type) for i in range(num_states)]
 
 
 def all_views(collection: Collection) -> list[View]:
     """Every layer view plus the collection's stored mixes."""
     stored = [
-        View(v.name, grammar.parse(v.spec), query_spec=grammar.parse(v.query_spec) if v.query_spec else None)
+        View(v.name, grammar.parse(v.spec), query_spec=grammar.parse(v.query_spec) if v.query_spec else None, index_type=v.index_type)
         for v in collection.stored_views()
     ]
-    return layer_views(collection.num_states) + stored
+    return layer_views(collection.num_states, collection.index_type) + stored
 
 
 def resolve(collection: Collection, text: str) -> list[View]:
@@ -79,7 +80,7 @@ def resolve(collection: Collection, text: str) -> list[View]:
         names = ", ".join(v.name for v in all_views(collection)[collection.num_states :]) or "none"
         raise LayerSpecError(f"{exc} (stored views: {names})") from None
     if isinstance(spec, Selection):
-        return [layer_views(collection.num_states)[i] for i in spec.resolve(collection.num_states)]
+        return [layer_views(collection.num_states, collection.index_type)[i] for i in spec.resolve(collection.num_states)]
     spec.resolve(collection.num_states)
     return [View(str(spec), spec, stored=False)]
 
@@ -105,7 +106,7 @@ def matrix(collection: Collection, view: View) -> tuple[np.ndarray, np.ndarray]:
 def build_index(collection: Collection, view: View) -> object:
     """An index of this view built from stored vectors (written to disk when the view is stored)."""
     rows, vectors = matrix(collection, view)
-    index = faiss_index.build(rows, vectors)
+    index = faiss_index.build(rows, vectors, view.index_type if view.stored else "flat")
     if view.stored:
         faiss_index.write_atomic(index, collection.index_path(view.name))
     return index
@@ -119,10 +120,13 @@ def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
     for view in tqdm(all_views(collection), desc="indices", disable=not progress, leave=False):
         build_index(collection, view)
         built.append(view.name)
+    collection.mark_indexed()
     return built
 
 
-def save_mix(collection: Collection, name: str, spec_text: str, query_spec_text: str | None = None) -> View:
+def save_mix(
+    collection: Collection, name: str, spec_text: str, query_spec_text: str | None = None, index_type: str = "flat"
+) -> View:
     """Store a named mix view (optionally mixing queries differently) and build its index."""
     if name in {v.name for v in layer_views(collection.num_states)} or name == BM25:
         raise UsageError(f"view name '{name}' is reserved: choose another name")
@@ -133,7 +137,9 @@ def save_mix(collection: Collection, name: str, spec_text: str, query_spec_text:
     query_spec = grammar.parse(query_spec_text) if query_spec_text else None
     if query_spec is not None:
         query_spec.resolve(collection.num_states)
-    view = View(name, spec, query_spec=query_spec)
-    build_index(collection, view)
-    collection.save_view(name, str(spec), str(query_spec) if query_spec else None)
+    faiss_index.choose(index_type, 0)
+    view = View(name, spec, query_spec=query_spec, index_type=index_type)
+    with collection.writing():
+        build_index(collection, view)
+        collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type)
     return view

@@ -28,6 +28,7 @@ from layerwise.indexer.model import ModelIdentity
 from layerwise.indexer.passages import Passage
 from layerwise.storage import location
 from layerwise.storage.schema import SCHEMA_VERSION, Base, CollectionRow, DocumentRow, Meta, PassageRow, ViewRow
+from layerwise.storage.lock import WriteLock
 from layerwise.storage.vectors import DTYPES, VectorFile
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -139,6 +140,7 @@ class Collection:
         self.vector_dtype = row.vector_dtype
         self.overlap = row.overlap
         self.max_passages = row.max_passages
+        self.index_type = row.index_type
         self.dir = store.home / "collections" / f"{row.name}-{row.id}"
 
     @property
@@ -169,6 +171,27 @@ class Collection:
                 f"use the same model and pooling, or index into a new collection"
             )
 
+    def writing(self) -> WriteLock:
+        """The collection's single-writer lock (use as a context manager)."""
+        return WriteLock(self.dir / "write.lock", self.name)
+
+    def indices_stale(self) -> bool:
+        with self.store.sessions() as s:
+            return bool(s.scalar(select(CollectionRow.indices_stale).where(CollectionRow.id == self.id)))
+
+    def _set(self, session: Session, **values: Any) -> None:
+        session.query(CollectionRow).filter(CollectionRow.id == self.id).update(values)
+
+    def mark_indexed(self) -> None:
+        """Record that every index matches the committed rows."""
+        with self.store.sessions.begin() as s:
+            self._set(s, indices_stale=False)
+
+    def set_index_type(self, index_type: str) -> None:
+        with self.store.sessions.begin() as s:
+            self._set(s, index_type=index_type, indices_stale=True)
+        self.index_type = index_type
+
     def prepare_write(self) -> int:
         """Truncate every vector file to the committed rows; return that count."""
         committed = self.vector_rows()
@@ -188,7 +211,7 @@ class Collection:
             self._delete_documents(s, replace)
             s.add_all(self._document_rows(docs, passages, rows))
             s.flush()
-            s.query(CollectionRow).filter(CollectionRow.id == self.id).update({"vector_rows": start + len(vectors)})
+            self._set(s, vector_rows=start + len(vectors), indices_stale=True)
             self._after_insert(s, start, [p for ps in passages for p in ps])
 
     def _document_rows(self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], rows: Any) -> list[DocumentRow]:
@@ -214,7 +237,10 @@ class Collection:
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents and their passages from the database; return how many existed."""
         with self.store.sessions.begin() as s:
-            return self._delete_documents(s, doc_ids)
+            removed = self._delete_documents(s, doc_ids)
+            if removed:
+                self._set(s, indices_stale=True)
+            return removed
 
     def _delete_documents(self, session: Session, doc_ids: Sequence[str]) -> int:
         if not doc_ids:
@@ -228,6 +254,16 @@ class Collection:
         session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
         return len(ids)
+
+    def documents_with_rows_from(self, row: int) -> list[str]:
+        """Ids of documents with a passage at vector row ``row`` or later."""
+        with self.store.sessions() as s:
+            found = s.scalars(select(DocumentRow.doc_id).join(PassageRow).where(PassageRow.collection_id == self.id, PassageRow.row >= row))
+            return sorted(set(found))
+
+    def set_vector_rows(self, rows: int) -> None:
+        with self.store.sessions.begin() as s:
+            self._set(s, vector_rows=rows, indices_stale=True)
 
     def document_hashes(self) -> dict[str, str]:
         with self.store.sessions() as s:
@@ -271,7 +307,7 @@ class Collection:
         with self.store.sessions() as s:
             return list(s.scalars(select(ViewRow).where(ViewRow.collection_id == self.id).order_by(ViewRow.id)))
 
-    def save_view(self, name: str, spec: str, query_spec: str | None = None, index_type: str = "flat") -> None:
+    def save_view(self, name: str, spec: str, query_spec: str | None, index_type: str) -> None:
         with self.store.sessions.begin() as s:
             s.execute(delete(ViewRow).where(ViewRow.collection_id == self.id, ViewRow.name == name))
             s.add(ViewRow(collection_id=self.id, name=name, spec=spec, query_spec=query_spec, index_type=index_type))

@@ -1,7 +1,16 @@
-"""The FAISS index file: exact inner-product search over L2-normalised vectors.
+"""The FAISS index file: inner-product search over L2-normalised vectors.
 
 Ids are vector rows (``IndexIDMap2``). Files are written atomically: a
 temporary file in the same folder, fsync, then rename over the old one.
+
+Index types (``--index``), following the FAISS guidelines:
+
+- ``flat``: exact search.
+- ``hnsw``: HNSW graph (M=32, efSearch=64); it cannot remove ids, so layerwise
+  rebuilds it from the stored vectors after deletes, like every other type.
+- ``ivf``: inverted lists with K = 8 sqrt(N) centroids (inside the guideline's
+  4 sqrt(N)..16 sqrt(N)), trained on a sample of at most 64 K vectors, nprobe = K/16.
+- ``auto``: ``flat`` below 50,000 vectors, ``ivf`` from there on.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from layerwise.errors import CorruptIndex
+from layerwise.errors import CorruptIndex, UsageError
 
 
 def _faiss() -> Any:
@@ -29,13 +38,54 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return out / np.maximum(norms, 1e-12)
 
 
-def build(ids: np.ndarray, vectors: np.ndarray) -> Any:
-    """An exact inner-product index of normalised vectors (n, d) under int64 ids."""
+INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
+AUTO_EXACT_BELOW = 50_000
+
+
+def choose(kind: str, n: int) -> str:
+    """The concrete index type for ``kind`` at ``n`` vectors."""
+    if kind not in INDEX_TYPES:
+        raise UsageError(f"unknown index type '{kind}': use one of {', '.join(INDEX_TYPES)}")
+    if kind == "auto":
+        return "flat" if n < AUTO_EXACT_BELOW else "ivf"
+    if kind == "ivf" and n < 1_000:
+        return "flat"  # too few vectors to train centroids on
+    return kind
+
+
+def build(ids: np.ndarray, vectors: np.ndarray, kind: str = "flat", seed: int = 0) -> Any:
+    """An inner-product index of normalised vectors (n, d) under int64 ids."""
     faiss = _faiss()
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+    unit = normalize(vectors)
+    inner = _empty(choose(kind, len(ids)), unit, seed)
+    index = faiss.IndexIDMap2(inner)
     if len(ids):
-        index.add_with_ids(normalize(vectors), np.asarray(ids, dtype=np.int64))
+        index.add_with_ids(unit, np.asarray(ids, dtype=np.int64))
     return index
+
+
+def _empty(kind: str, unit: np.ndarray, seed: int) -> Any:
+    faiss = _faiss()
+    d = unit.shape[1]
+    if kind == "flat":
+        return faiss.IndexFlatIP(d)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction, index.hnsw.efSearch = 80, 64
+        return index
+    nlist = int(8 * np.sqrt(len(unit)))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    sample = np.random.default_rng(seed).choice(len(unit), size=min(len(unit), 64 * nlist, 65_536), replace=False)
+    index.train(unit[np.sort(sample)])
+    index.nprobe = max(1, nlist // 16)
+    return index
+
+
+def kind_of(index: Any) -> str:
+    """flat, hnsw or ivf, read from a loaded index."""
+    faiss = _faiss()
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
 
 
 def write_atomic(index: Any, path: Path) -> None:
@@ -59,16 +109,15 @@ def write_atomic(index: Any, path: Path) -> None:
         os.close(dir_fd)
 
 
-def read(path: Path) -> Any:
+def read(path: Path, collection: str = "COLLECTION") -> Any:
     """Load an index file, or raise CorruptIndex naming the repair."""
     if not path.is_file():
-        raise CorruptIndex(f"index file {path} is missing: run `layerwise check COLLECTION --repair` to rebuild it")
+        raise CorruptIndex(f"index file {path} is missing: run `layerwise check {collection} --repair` to rebuild it")
     try:
         return _faiss().read_index(str(path))
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else "unreadable"
         raise CorruptIndex(
-            f"index file {path} is corrupt ({reason}): run `layerwise check COLLECTION --repair` to rebuild it"
+            f"index file {path} is corrupt or truncated: run `layerwise check {collection} --repair` to rebuild it"
         ) from None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SCHEMA_VERSION = 1
@@ -39,6 +39,8 @@ class CollectionRow(Base):
     overlap: Mapped[int] = mapped_column(Integer)
     max_passages: Mapped[int | None] = mapped_column(Integer, nullable=True)
     vector_rows: Mapped[int] = mapped_column(Integer, default=0)
+    index_type: Mapped[str] = mapped_column(String(16), default="flat")
+    indices_stale: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -1,0 +1,5 @@
+"""``python -m layerwise`` runs the CLI."""
+
+from layerwise.cli import main
+
+main()

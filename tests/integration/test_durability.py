@@ -1,0 +1,120 @@
+"""Crash safety: an index run killed with SIGKILL at random moments, then resumed, equals a clean run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from layerwise.cli import app
+from layerwise.search.searcher import Searcher
+from layerwise.search.views import resolve
+from layerwise.storage import check as checking
+from layerwise.storage.collection import Store
+
+TOPICS = ["volcanoes", "databases", "bread", "orbits", "violins", "tides", "compilers", "forests", "markets", "glaciers"]
+
+
+def _corpus(path: Path, n: int = 400) -> Path:
+    rng = random.Random(0)
+    with open(path, "w") as f:
+        for i in range(n):
+            words = " ".join(rng.choice(TOPICS) + f" fact{rng.randint(0, 999)}" for _ in range(45))
+            f.write(json.dumps({"_id": f"doc{i}", "title": f"Note {i} on {TOPICS[i % 10]}", "text": words}) + "\n")
+    return path
+
+
+def _index_cmd(corpus: Path, home: Path) -> list[str]:
+    return [sys.executable, "-m", "layerwise", "index", str(corpus), "-c", "c", "--home", str(home), "--batch-docs", "8", "--json"]
+
+
+def _snapshot(home: Path) -> dict:
+    collection = Store(home=home).open("c")
+    rows, _, _ = collection.passage_table
+    info = collection.passages(rows.tolist())
+    key = {r: (info[r].doc_id, info[r].char_start) for r in rows.tolist()}
+    order = sorted(rows.tolist(), key=lambda r: key[r])
+    vectors = [np.asarray(collection.layer_vectors(i))[order] for i in range(collection.num_states)]
+    searcher = Searcher(collection)
+    hits = {q: {v: [h.doc_id for h in hs] for v, hs in searcher.search(q, resolve(collection, "all"), 5).items()} for q in TOPICS[:3]}
+    return {"keys": [key[r] for r in order], "texts": [info[r].text for r in order], "vectors": vectors, "hits": hits,
+            "check": checking.check(collection).problems}
+
+
+def test_sigkill_at_random_moments_then_resume_equals_clean_run(tmp_path):
+    corpus = _corpus(tmp_path / "corpus.jsonl")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    clean, crashed = tmp_path / "clean", tmp_path / "crashed"
+    subprocess.run(_index_cmd(corpus, clean), check=True, env=env, capture_output=True)
+    rng = random.Random(1)
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen(_index_cmd(corpus, crashed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.5, 7.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 3, "the kills should land while the run is still going"
+    final = subprocess.run(_index_cmd(corpus, crashed), check=True, env=env, capture_output=True, text=True)
+    assert json.loads(final.stdout)["unchanged"] > 0, "the resumed run reuses committed batches"
+    a, b = _snapshot(clean), _snapshot(crashed)
+    assert a["keys"] == b["keys"] and a["texts"] == b["texts"]
+    for x, y in zip(a["vectors"], b["vectors"]):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+    assert a["hits"] == b["hits"]
+    assert a["check"] == b["check"] == []
+
+
+def test_second_writer_is_refused_while_readers_go_on(tmp_path):
+    from layerwise.errors import CollectionLocked
+
+    runner = CliRunner()
+    docs = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
+    assert runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path)]).exit_code == 0
+    collection = Store(home=tmp_path).open("c")
+    with collection.writing():
+        with pytest.raises(CollectionLocked, match="being written by process"):
+            collection.writing().__enter__()
+        result = runner.invoke(app, ["delete", "c", "ops/cron.md", "--home", str(tmp_path)])
+        assert result.exit_code == 1 and "being written" in result.stderr
+        assert runner.invoke(app, ["search", "c", "cron", "--home", str(tmp_path), "--json"]).exit_code == 0
+
+
+def test_corrupt_index_names_the_repair_and_repair_fixes_it(tmp_path):
+    runner = CliRunner()
+    docs = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
+    runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path)])
+    collection = Store(home=tmp_path).open("c")
+    path = collection.index_path("layer6")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = runner.invoke(app, ["search", "c", "bread", "--home", str(tmp_path)])
+    assert result.exit_code == 1 and "layerwise check c --repair" in result.stderr and "Traceback" not in result.output
+    assert runner.invoke(app, ["check", "c", "--home", str(tmp_path)]).exit_code == 1
+    assert runner.invoke(app, ["check", "c", "--repair", "--home", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(app, ["search", "c", "bread", "--home", str(tmp_path)]).exit_code == 0
+
+
+def test_lost_vector_rows_are_repaired_by_dropping_their_documents(tmp_path):
+    runner = CliRunner()
+    docs = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
+    runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path)])
+    collection = Store(home=tmp_path).open("c")
+    file = collection.vector_file(2)
+    with open(file.path, "r+b") as f:
+        f.truncate(30 * file.row_bytes)
+    report = checking.check(collection)
+    assert any("holds 30 rows, 38 committed" in p for p in report.problems)
+    repaired = checking.repair(collection)
+    assert repaired.ok and "removed 8 documents" in repaired.repaired[0]
+    again = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--json"])
+    assert json.loads(again.stdout)["added"] == 8
