@@ -88,7 +88,7 @@ def evaluation_table(evaluation: Any) -> Table:
 def evaluation_markdown(evaluation: Any) -> str:
     header, rows = _eval_rows(evaluation)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

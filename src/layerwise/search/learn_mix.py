@@ -105,7 +105,7 @@ def learn(
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     weights = lambda logits: tuple(float(w) for w in torch.softmax(logits.detach(), 0))  # noqa: E731
     return LearnedMix(weights(doc_logits), weights(query_logits), tuple(losses), len(texts))
 
