@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 DEMO_HOME ?= demo-home
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install postgres demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,16 @@ install: $(VENV)/.installed
 demo: install
 	LAYERWISE_HOME=$(DEMO_HOME) bash examples/demo.sh $(BIN)/layerwise
 
-test: install
+# The PostgreSQL tests start their own server on loopback; this only installs Debian's package.
+postgres:
+	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's postgresql for the PostgreSQL tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL is missing and this is not root: its tests will be skipped"; fi; \
+	fi
+
+test: install postgres
 	$(PY) -m pytest -q tests
 
 test-slow: install

@@ -136,7 +136,7 @@ def token_stats(texts: list[str]) -> dict:
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(None)[1])
     lengths = [len(t) for t in tokenizer(texts, truncation=True, max_length=256)["input_ids"]]
-    padded_a = sum(len(b) * max(lengths[i] for i in b) for b in plan_batches(lengths, 8192))
+    padded_a = sum(len(b) * max(lengths[i] for i in b) for b in plan_batches(lengths, 2048, 64))
     padded_b = sum(len(lengths[s : s + 32]) * max(lengths[s : s + 32]) for s in range(0, len(lengths), 32))
     d, ff, layers = 384, 1536, 6
     useful = sum(layers * (2 * (4 * d * d + 2 * d * ff) * t + 4 * t * t * d) for t in lengths)

@@ -25,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path (default: $LAYERWISE_DB, else HOME/layerwise.db).")]
 HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Data folder (default: $LAYERWISE_HOME, else ~/.local/share/layerwise).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+CollectionArg = Annotated[str, typer.Argument(help="Collection name.")]
+QueryArg = Annotated[str, typer.Argument(help="What to look for.")]
+KOpt = Annotated[int, typer.Option("-k", help="Documents per view.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16; bf16 on a CPU with AMX is ~3x faster.")]
 QuantOpt = Annotated[Optional[str], typer.Option("--quantize", help="int8: dynamic int8 Linear layers on the CPU (opt-in; changes vectors).")]
@@ -49,6 +52,9 @@ def handled(func: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except OSError as exc:  # disk full, read-only folder, missing permission
+            _err(_os_message(exc))
+            raise typer.Exit(1) from None
         except Exception as exc:  # an internal failure: one line, the traceback on demand
             if os.environ.get("LAYERWISE_DEBUG"):
                 raise
@@ -58,10 +64,32 @@ def handled(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _os_message(exc: OSError) -> str:
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full{where}: free space and run the command again; committed batches are kept"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{where}: {exc.strerror}; choose a writable --home/--db or fix the permissions"
+    return f"{exc.strerror or exc}{where}"
+
+
 def _store(db: str | None, home: Path | None):  # noqa: ANN202
     from layerwise.storage.collection import Store
 
     return Store(db, home)
+
+
+def _searcher(collection: str, query: str, k: int, device: str, dtype: str, db: str | None, home: Path | None):  # noqa: ANN202
+    """A searcher over the named collection, after checking the query and k."""
+    from layerwise.search.searcher import Searcher
+
+    if not query.strip():
+        raise UsageError("the query is empty: give some words to search for")
+    if k < 1:
+        raise UsageError(f"-k {k} must be at least 1")
+    return Searcher(_store(db, home).open(collection), device=device, dtype=dtype)
 
 
 def _print_json(data: Any) -> None:
@@ -92,6 +120,9 @@ def index(
     sync: Annotated[bool, typer.Option("--sync", help="Also remove documents no longer in the inputs.")] = False,
     index_type: Annotated[Optional[str], typer.Option("--index", help="Layer index type: flat, hnsw, ivf or auto (flat below 50k passages, IVF above).")] = None,
     batch_docs: Annotated[int, typer.Option(help="Documents per committed batch (an interrupted run resumes from the last one).")] = 512,
+    engine: Annotated[str, typer.Option(help="local, or ray: encode on Ray Data with an actor pool.")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray).")] = None,
+    ray_actors: Annotated[int, typer.Option(help="Encoder actors in the Ray pool.")] = 2,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     quantize: QuantOpt = None,
@@ -109,6 +140,12 @@ def index(
     docs = list(read_documents(inputs, report, TableColumns(text_column, id_column, title_column)))
     store = _store(db, home)
     encoder = Encoder(model, device=device, pooling=pooling, max_tokens=max_tokens, dtype=dtype, quantize=quantize)
+    if engine not in ("local", "ray"):
+        raise UsageError(f"unknown engine '{engine}': use local or ray")
+    if engine == "ray":
+        from layerwise.indexer.ray_engine import RayEncoder
+
+        encoder = RayEncoder(encoder, ray_address, ray_actors)  # type: ignore[assignment]
     try:
         target = store.open(collection)
     except CollectionNotFound:
@@ -138,10 +175,10 @@ def index(
 @app.command()
 @handled
 def search(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
-    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionArg,
+    query: QueryArg,
     layer: Annotated[str, typer.Option("--layer", "-l", help="Layer (-1), selection (all, -4:), mix (mean(-4:)), stored view name, or bm25.")] = "-1",
-    k: Annotated[int, typer.Option("-k", help="Documents per view.")] = 10,
+    k: KOpt = 10,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     db: DbOpt = None,
@@ -149,15 +186,10 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search one or several layers/views; several views share one query encoding."""
-    from layerwise.search.searcher import Searcher
     from layerwise.search.views import BM25, resolve
 
-    if not query.strip():
-        raise UsageError("the query is empty: give some words to search for")
-    if k < 1:
-        raise UsageError(f"-k {k} must be at least 1")
-    target = _store(db, home).open(collection)
-    searcher = Searcher(target, device=device, dtype=dtype)
+    searcher = _searcher(collection, query, k, device, dtype, db, home)
+    target = searcher.collection
     if layer.strip() == BM25:
         results = {BM25: searcher.hits(searcher.rank_bm25([query], k)[0])}
     else:
@@ -173,7 +205,7 @@ def search(
 @app.command()
 @handled
 def info(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -205,7 +237,7 @@ def list_collections(db: DbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
 @app.command()
 @handled
 def drop(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     db: DbOpt = None,
     home: HomeOpt = None,
@@ -250,7 +282,7 @@ def embed(
 @app.command()
 @handled
 def mix(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     name: Annotated[str, typer.Argument(help="Name of the new view.")],
     spec: Annotated[str, typer.Argument(help="Mix expression, e.g. 'wsum(-4:; 0.1,0.2,0.3,0.4)' or 'mean(-4:; raw)'.")],
     index_type: Annotated[str, typer.Option("--index", help="flat, hnsw, ivf or auto.")] = "flat",
@@ -267,7 +299,7 @@ def mix(
 @app.command()
 @handled
 def views(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -285,7 +317,7 @@ def views(
 @app.command()
 @handled
 def evaluate(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl (or id<TAB>text).")],
     qrels: Annotated[Path, typer.Option(help="BEIR qrels .tsv or TREC qrels.")],
     view: Annotated[Optional[list[str]], typer.Option("--view", "-v", help="View spec, repeatable: all, -1, mean(-4:), a stored name, bm25, rrf(bm25 | -1), fuse(bm25:0.3 | -1:0.7), stored. Default: every layer, standard mixes, stored views, bm25, rrf(all), rrf(bm25 | -1).")] = None,
@@ -337,10 +369,10 @@ def evaluate(
 @app.command()
 @handled
 def compare(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
-    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionArg,
+    query: QueryArg,
     layer: Annotated[str, typer.Option("--layer", "-l", help="Views to compare (default: every layer).")] = "all",
-    k: Annotated[int, typer.Option("-k", help="Documents per view.")] = 10,
+    k: KOpt = 10,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     db: DbOpt = None,
@@ -349,13 +381,10 @@ def compare(
 ) -> None:
     """One query: top-k of every layer side by side and their Jaccard@k overlap."""
     from layerwise.search.overlap import jaccard_matrix
-    from layerwise.search.searcher import Searcher
     from layerwise.search.views import resolve
 
-    if not query.strip():
-        raise UsageError("the query is empty: give some words to search for")
-    target = _store(db, home).open(collection)
-    results = Searcher(target, device=device, dtype=dtype).search(query, resolve(target, layer), k)
+    searcher = _searcher(collection, query, k, device, dtype, db, home)
+    results = searcher.search(query, resolve(searcher.collection, layer), k)
     names = list(results)
     matrix = jaccard_matrix({n: [h.doc_id for h in hits] for n, hits in results.items()})
     if as_json:
@@ -396,7 +425,7 @@ def import_smart(
 @app.command("learn-mix")
 @handled
 def learn_mix(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl (or id<TAB>text).")],
     qrels: Annotated[Path, typer.Option(help="Training qrels (e.g. qrels/train.tsv).")],
     name: Annotated[str, typer.Option(help="Name of the stored view.")] = "learned",
@@ -447,7 +476,7 @@ def learn_mix(
 @app.command()
 @handled
 def delete(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")],
     db: DbOpt = None,
     home: HomeOpt = None,
@@ -467,7 +496,7 @@ def delete(
 @app.command()
 @handled
 def check(
-    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    collection: CollectionArg,
     repair: Annotated[bool, typer.Option("--repair", help="Rebuild indices from stored vectors and drop what was lost.")] = False,
     recall: Annotated[bool, typer.Option("--recall", help="Measure recall@10 of each ANN index against exact search.")] = False,
     db: DbOpt = None,

@@ -118,3 +118,40 @@ def test_lost_vector_rows_are_repaired_by_dropping_their_documents(tmp_path):
     assert repaired.ok and "removed 8 documents" in repaired.repaired[0]
     again = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--json"])
     assert json.loads(again.stdout)["added"] == 8
+
+
+def test_disk_full_mid_batch_leaves_the_collection_consistent(tmp_path, monkeypatch):
+    import errno
+
+    from layerwise.storage.vectors import VectorFile
+
+    runner = CliRunner()
+    docs = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
+    original = VectorFile.append
+    calls = {"n": 0}
+
+    def failing(self, vectors):
+        calls["n"] += 1
+        if calls["n"] == 7 + 3:  # second batch, fourth layer: some layers written, then the disk fills
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return original(self, vectors)
+
+    monkeypatch.setattr(VectorFile, "append", failing)
+    result = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--batch-docs", "10"])
+    assert result.exit_code == 1 and "the disk is full" in result.stderr and "Traceback" not in result.output
+    collection = Store(home=tmp_path).open("c")
+    assert collection.counts()["documents"] == 10 and collection.vector_file(0).rows_on_disk() == 20
+    monkeypatch.setattr(VectorFile, "append", original)
+    again = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--json"])
+    assert json.loads(again.stdout)["added"] == 28
+    assert checking.check(Store(home=tmp_path).open("c")).ok
+
+
+def test_read_only_database_is_a_clear_error(tmp_path):
+    runner = CliRunner()
+    docs = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
+    runner.invoke(app, ["index", str(docs / "ops"), "-c", "c", "--home", str(tmp_path)])
+    url = f"sqlite:///file:{tmp_path / 'layerwise.db'}?mode=ro&uri=true"
+    result = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--db", url])
+    assert result.exit_code == 1 and "readonly" in result.stderr.replace("-", "") and "Traceback" not in result.output
+    assert Store(home=tmp_path).open("c").counts()["documents"] == 6

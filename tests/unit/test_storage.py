@@ -78,3 +78,24 @@ def test_index_round_trip_and_corrupt_file(tmp_path):
     path.write_bytes(path.read_bytes()[:50])
     with pytest.raises(CorruptIndex, match="corrupt or truncated: run `layerwise check c --repair`"):
         faiss_index.read(path, "c")
+
+
+def test_index_stays_on_the_cpu_without_faiss_gpus():
+    index = faiss_index.build(np.arange(3), np.eye(3, 4, dtype=np.float32))
+    assert faiss_index.on_device(index, "cuda", gpus=0) is index
+    assert faiss_index.on_device(index, "cpu", gpus=1) is index
+
+
+@pytest.mark.parametrize(("kind", "n", "expected"), [("auto", 1000, "flat"), ("auto", 60_000, "ivf"), ("ivf", 500, "flat"), ("hnsw", 10, "hnsw")])
+def test_index_type_choice(kind, n, expected):
+    assert faiss_index.choose(kind, n) == expected
+
+
+def test_ivf_and_hnsw_find_exact_neighbours_mostly():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
+    for kind in ("ivf", "hnsw"):
+        index = faiss_index.build(np.arange(3000), vectors, kind)
+        assert faiss_index.kind_of(index) == kind
+        _, ids = faiss_index.search(index, vectors[:50], 1)
+        assert (ids[:, 0] == np.arange(50)).mean() >= 0.9

@@ -40,6 +40,11 @@ def resolve_dtype(device: torch.device, spec: str = "auto", bf16_supported: bool
     return torch.bfloat16 if bf16 else torch.float16
 
 
+def default_max_batch(device: torch.device) -> int:
+    """Texts per forward pass at most: on the CPU, 64 short sentences ran 1.07x faster than 512 (bench/encoding.py)."""
+    return 512 if device.type == "cuda" else 64
+
+
 def default_token_budget(device: torch.device) -> int:
     """Tokens (padded batch size x length) per forward pass.
 

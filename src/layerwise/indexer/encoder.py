@@ -17,7 +17,7 @@ import torch
 
 from layerwise.errors import UsageError
 from layerwise.indexer import model as model_io
-from layerwise.indexer.device import default_token_budget, resolve_device, resolve_dtype
+from layerwise.indexer.device import default_max_batch, default_token_budget, resolve_device, resolve_dtype
 from layerwise.indexer.embeddings import LayerEmbeddings
 from layerwise.indexer.model import ModelIdentity
 from layerwise.indexer.pooling import POOLINGS, pool
@@ -76,6 +76,7 @@ class Encoder:
         limit = model_io.max_tokens_of(self.path, config, self.tokenizer)
         self.max_tokens = min(max_tokens or limit, limit)
         self.token_budget = token_budget or default_token_budget(self.device)
+        self.max_batch = default_max_batch(self.device)
         self.num_states = int(config.num_hidden_layers) + 1
         self.identity = ModelIdentity(
             name=name,
@@ -99,7 +100,7 @@ class Encoder:
     def batches(self, token_ids: Sequence[Sequence[int]]) -> Iterator[Batch]:
         """Length-sorted, padded batches under the token budget."""
         pad_id = self.tokenizer.pad_token_id or 0
-        for positions in plan_batches([len(t) for t in token_ids], self.token_budget):
+        for positions in plan_batches([len(t) for t in token_ids], self.token_budget, self.max_batch):
             width = max(len(token_ids[p]) for p in positions)
             ids = np.full((len(positions), width), pad_id, dtype=np.int64)  # (B, T)
             mask = np.zeros((len(positions), width), dtype=np.int64)  # (B, T)

@@ -27,8 +27,10 @@ DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "p@10")
 STANDARD_MIXES = ("mean(-4:)", "mean(-4:; raw)", "firstlast()", "concat(-2:)")
 
 
-def default_specs() -> list[str]:
-    return ["all", *STANDARD_MIXES, "stored", BM25, "rrf(all)", f"rrf({BM25} | -1)"]
+def default_specs(with_bm25: bool = True) -> list[str]:
+    """Every layer, the standard mixes, stored views, RRF over all layers; BM25 and its fusion where FTS5 is there."""
+    lexical = [BM25, f"rrf({BM25} | -1)"] if with_bm25 else []
+    return ["all", *STANDARD_MIXES, "stored", "rrf(all)", *lexical]
 
 
 @dataclass
@@ -129,7 +131,8 @@ def evaluate(
     judged = [q for q in qrels if q in queries and any(g > 0 for g in qrels[q].values())]
     if not judged:
         raise UsageError("no query has both a text in --queries and a relevant judgement in --qrels: check that their ids match")
-    plan = _Plan(searcher, list(specs or default_specs()))
+    specs = list(specs or default_specs(searcher.collection.store.is_sqlite))
+    plan = _Plan(searcher, specs)
     baseline = plan.add("-1")[0]
     runs = _runs(searcher, plan, [queries[q] for q in judged], judged, max(M.parse_metric(m)[1] for m in metrics), progress)
     if ignore_identical_ids:
@@ -138,7 +141,7 @@ def evaluate(
     results = [_score(name, runs[name], filtered, metrics, searcher.collection.num_states, plan) for name in plan.order]
     _test_against(results, baseline, metrics[0], trials, seed)
     collection = searcher.collection
-    config = {"specs": list(specs or default_specs()), "metrics": list(metrics), "ignore_identical_ids": ignore_identical_ids,
+    config = {"specs": specs, "metrics": list(metrics), "ignore_identical_ids": ignore_identical_ids,
               "trials": trials, "seed": seed, "versions": _versions()}
     return Evaluation(collection.name, collection.identity.to_dict(), tuple(metrics), baseline, len(judged), results, config, runs)
 

@@ -61,6 +61,13 @@ class Searcher:
         self.collection.check_identity(self._encoder.identity)
         return self._encoder
 
+    @property
+    def device_type(self) -> str:
+        """Where the query encoder runs (and so where FAISS searches, given faiss-gpu)."""
+        from layerwise.indexer.device import resolve_device
+
+        return self._encoder.device.type if self._encoder is not None else resolve_device(self._device).type
+
     @cached_property
     def row_map(self) -> RowMap:
         rows, docs, _ = self.collection.passage_table
@@ -73,7 +80,8 @@ class Searcher:
     def index(self, view: View) -> Any:
         if view.name not in self._indices:
             stored = view.stored and self.collection.index_path(view.name).exists()
-            self._indices[view.name] = faiss_index.read(self.collection.index_path(view.name), self.collection.name) if stored else build_index(self.collection, view)
+            index = faiss_index.read(self.collection.index_path(view.name), self.collection.name) if stored else build_index(self.collection, view)
+            self._indices[view.name] = faiss_index.on_device(index, self.device_type)
         return self._indices[view.name]
 
     def encode(self, queries: Sequence[str], views: Sequence[View]) -> LayerEmbeddings:

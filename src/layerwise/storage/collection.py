@@ -103,6 +103,10 @@ class Store:
     def drop(self, name: str) -> None:
         collection = self.open(name)
         with self.sessions.begin() as s:
+            if self.is_sqlite:
+                from layerwise.search import bm25
+
+                bm25.drop(s, collection.id)
             s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
         shutil.rmtree(collection.dir, ignore_errors=True)
 
@@ -202,7 +206,19 @@ class Collection:
     def commit_batch(
         self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], vectors: np.ndarray, replace: Sequence[str] = ()
     ) -> None:
-        """Append vectors (passages, states, dim), then commit the rows that point at them."""
+        """Append vectors (passages, states, dim), then commit the rows that point at them.
+
+        A failure in between (disk full, a read-only database) leaves rows past the
+        committed count in the vector files, which the next writer cuts off.
+        """
+        try:
+            self._commit_batch(docs, passages, vectors, replace)
+        except OperationalError as exc:
+            raise StorageError(f"database {self.store.url} refused the write ({exc.orig}): nothing of this batch was committed") from None
+
+    def _commit_batch(
+        self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], vectors: np.ndarray, replace: Sequence[str]
+    ) -> None:
         start = self.vector_rows()
         for layer in range(self.num_states):
             self.vector_file(layer).append(vectors[:, layer])

@@ -81,6 +81,15 @@ def _empty(kind: str, unit: np.ndarray, seed: int) -> Any:
     return index
 
 
+def on_device(index: Any, device: str, gpus: int | None = None) -> Any:
+    """The index moved to GPU 0 when the device is CUDA and the installed faiss has GPU support."""
+    faiss = _faiss()
+    available = gpus if gpus is not None else (faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0)
+    if device != "cuda" or available < 1:
+        return index
+    return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+
+
 def kind_of(index: Any) -> str:
     """flat, hnsw or ivf, read from a loaded index."""
     faiss = _faiss()
