@@ -155,3 +155,42 @@ def test_read_only_database_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--db", url])
     assert result.exit_code == 1 and "readonly" in result.stderr.replace("-", "") and "Traceback" not in result.output
     assert Store(home=tmp_path).open("c").counts()["documents"] == 6
+
+
+def test_sync_removes_vanished_documents_from_every_view(tmp_path):
+    import shutil
+
+    runner = CliRunner()
+    docs = tmp_path / "docs"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs", docs)
+    home = str(tmp_path / "home")
+    runner.invoke(app, ["index", str(docs), "-c", "c", "--home", home])
+    runner.invoke(app, ["mix", "c", "m", "mean(-2:)", "--home", home])
+    (docs / "ops" / "cron.md").unlink()
+    (docs / "ops" / "backups.md").write_text("# Backups\n\nNow about tape drives only.")
+    result = json.loads(runner.invoke(app, ["index", str(docs), "-c", "c", "--home", home, "--sync", "--json"]).stdout)
+    assert (result["removed"], result["updated"], result["unchanged"]) == (1, 1, 36)
+    report = json.loads(runner.invoke(app, ["check", "c", "--home", home, "--json"]).stdout)
+    assert report["ok"] and all(v["ntotal"] == 37 for v in report["views"]) and len(report["views"]) == 8
+
+
+def test_ann_index_types_and_recall_check(tmp_path):
+    runner = CliRunner()
+    docs = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
+    runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--index", "hnsw"])
+    report = json.loads(runner.invoke(app, ["check", "c", "--recall", "--home", str(tmp_path), "--json"]).stdout)
+    assert {v["kind"] for v in report["views"]} == {"hnsw"} and all(v["recall_at_10"] >= 0.9 for v in report["views"])
+    bad = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--index", "lsh"])
+    assert bad.exit_code == 2 and "unknown index type 'lsh'" in bad.stderr
+
+
+def test_database_from_another_schema_version_is_refused(tmp_path):
+    import sqlite3
+
+    from layerwise.errors import StorageError
+
+    Store(home=tmp_path)
+    with sqlite3.connect(tmp_path / "layerwise.db") as db:
+        db.execute("UPDATE layerwise_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StorageError, match="schema version 99, this layerwise reads 1"):
+        Store(home=tmp_path)

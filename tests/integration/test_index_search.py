@@ -65,3 +65,20 @@ def test_reindex_unchanged_skips_and_changed_reencodes(tmp_path, encoder: Encode
     assert (first.added, again.unchanged, again.updated, again.passages) == (2, 1, 1, 1)
     hits = Searcher(collection, encoder).search("blue berries", resolve(collection, "-1"), 1)["layer6"]
     assert hits[0].doc_id == "b" and "blueberries" in hits[0].text
+
+
+def test_learn_mix_is_deterministic_for_a_seed_and_stored_as_a_view(sample_home, encoder: Encoder):
+    from pathlib import Path
+
+    from layerwise.search import datasets
+    from layerwise.search.learn_mix import learn
+
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample"
+    collection = Store(home=sample_home).open("sample")
+    searcher = Searcher(collection, encoder)
+    queries, qrels = datasets.read_queries(sample / "queries.jsonl"), datasets.read_qrels(sample / "qrels.tsv")
+    runs = [learn(searcher, queries, qrels, steps=30, seed=3, separate=True) for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert abs(sum(runs[0].doc_weights) - 1) < 1e-5 and runs[0].losses[-1] < runs[0].losses[0]
+    view = save_mix(collection, "learned", runs[0].doc_spec, runs[0].query_spec)
+    assert view.query_spec is not None and view.layers(7) == tuple(range(7))
