@@ -45,7 +45,7 @@ class RayEncoder:
         self.actors = actors
         self.batch_size = batch_size
         self.settings = {"model": local.identity.name, "device": local.device.type, "pooling": local.pooling,
-                         "max_tokens": local.max_tokens, "token_budget": local.token_budget, "threads": 1}
+                         "max_tokens": local.max_tokens, "token_budget": local.token_budget, "threads": 1, "workers": 1}
 
     def __getattr__(self, name: str) -> Any:  # tokenizer, max_tokens, identity, num_states ...
         return getattr(self.local, name)
