@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,23 +140,26 @@ class Encoder:
         out = np.zeros((len(texts), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
         token_ids = self.tokenize(texts)
         bar = _progress(sum(len(t) for t in token_ids), progress)
-        with self._threads() as pool:
-            batches = list(self.batches(token_ids))
-            for batch, pooled in zip(batches, pool.map(lambda b: self.forward_pooled(b, wanted), batches)):
+        batches = list(self.batches(token_ids))
+        with self._threads(min(self.workers, len(batches))) as run:
+            for batch, pooled in zip(batches, run(lambda b: self.forward_pooled(b, wanted), batches)):
                 out[batch.positions] = pooled
                 bar.update(int(batch.attention_mask.sum()))
         bar.close()
         return LayerEmbeddings(out, wanted, self.identity)
 
     @contextmanager
-    def _threads(self) -> Iterator[ThreadPoolExecutor]:
-        """A pool of one thread per worker; with several, each runs single-threaded kernels."""
+    def _threads(self, workers: int) -> Iterator[Callable[..., Iterator[np.ndarray]]]:
+        """A map over batches: in this thread with all cores for one worker (a query), else one
+        thread per worker running single-threaded kernels."""
+        if workers <= 1:
+            yield map
+            return
         previous = torch.get_num_threads()
-        if self.workers > 1:
-            torch.set_num_threads(1)
+        torch.set_num_threads(1)
         try:
-            with ThreadPoolExecutor(self.workers) as pool:
-                yield pool
+            with ThreadPoolExecutor(workers) as pool:
+                yield pool.map
         finally:
             torch.set_num_threads(previous)
 
