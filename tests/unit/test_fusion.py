@@ -33,3 +33,11 @@ def test_parse_fusion():
 def test_empty_fusion_is_an_error():
     with pytest.raises(Exception, match="fuses nothing"):
         parse_fusion("rrf()")
+
+
+def test_rows_that_are_no_longer_live_are_dropped():
+    from layerwise.search.ranking import RowMap
+
+    row_map = RowMap(np.array([2, 5, 9]), np.array([0, 1, 1]))
+    ranking = Ranking.from_passages(np.array([7, 5, -1, 9, 2]), np.array([0.9, 0.8, 0.7, 0.6, 0.5], np.float32), row_map)
+    assert ranking.docs.tolist() == [1, 0] and ranking.rows.tolist() == [5, 2]

@@ -21,9 +21,9 @@ class Ranking:
     @classmethod
     def from_passages(cls, rows: np.ndarray, scores: np.ndarray, doc_of_row: "RowMap") -> "Ranking":
         """Collapse a passage ranking to documents, each scored by its best passage (MaxP)."""
-        keep = rows >= 0
-        rows, scores = rows[keep], scores[keep]
         docs = doc_of_row(rows)
+        keep = docs >= 0  # padding (-1) and rows deleted since the index was built
+        rows, scores, docs = rows[keep], scores[keep], docs[keep]
         _, first = np.unique(docs, return_index=True)
         first.sort()
         return cls(docs[first], scores[first].astype(np.float32), rows[first])
@@ -41,6 +41,8 @@ class RowMap:
     docs: np.ndarray  # (n,)
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
-        position = np.searchsorted(self.rows, rows)
-        assert np.all(self.rows[np.minimum(position, len(self.rows) - 1)] == rows), "row not live"
-        return self.docs[position]
+        """Document index of each row, or -1 where the row is not live (a reader racing a writer)."""
+        if len(self.rows) == 0:
+            return np.full(len(rows), -1, dtype=np.int64)
+        position = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        return np.where(self.rows[position] == rows, self.docs[position], -1)
