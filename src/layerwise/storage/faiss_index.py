@@ -124,7 +124,7 @@ def read(path: Path, collection: str = "COLLECTION") -> Any:
         raise CorruptIndex(f"index file {path} is missing: run `layerwise check {collection} --repair` to rebuild it")
     try:
         return _faiss().read_index(str(path))
-    except RuntimeError as exc:
+    except RuntimeError:
         raise CorruptIndex(
             f"index file {path} is corrupt or truncated: run `layerwise check {collection} --repair` to rebuild it"
         ) from None
