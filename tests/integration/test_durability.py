@@ -50,21 +50,34 @@ def _snapshot(home: Path) -> dict:
             "check": checking.check(collection).problems}
 
 
+def _rows_written(home: Path) -> int:
+    files = list(home.glob("collections/*/vectors/layer0.float32"))
+    return files[0].stat().st_size // (384 * 4) if files else 0
+
+
+def _kill_mid_run(cmd: list[str], home: Path, env: dict, rng: random.Random) -> bool:
+    """Start an index run and SIGKILL it once it has written 8-80 more rows (plus a random delay)."""
+    start = _rows_written(home)
+    target = start + rng.randint(1, 10) * 8
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while proc.poll() is None and _rows_written(home) < target:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0, 0.3))  # land anywhere: mid-encode, between vector and row commits, mid-rebuild
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return killed
+
+
 def test_sigkill_at_random_moments_then_resume_equals_clean_run(tmp_path):
-    corpus = _corpus(tmp_path / "corpus.jsonl")
+    corpus = _corpus(tmp_path / "corpus.jsonl", n=600)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     clean, crashed = tmp_path / "clean", tmp_path / "crashed"
     subprocess.run(_index_cmd(corpus, clean), check=True, env=env, capture_output=True)
     rng = random.Random(1)
-    kills = 0
-    for _ in range(5):
-        proc = subprocess.Popen(_index_cmd(corpus, crashed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.5, 7.0))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 3, "the kills should land while the run is still going"
+    kills = sum(_kill_mid_run(_index_cmd(corpus, crashed), crashed, env, rng) for _ in range(5))
+    assert kills == 5, "every kill should land while the run is still going"
     final = subprocess.run(_index_cmd(corpus, crashed), check=True, env=env, capture_output=True, text=True)
     assert json.loads(final.stdout)["unchanged"] > 0, "the resumed run reuses committed batches"
     a, b = _snapshot(clean), _snapshot(crashed)
