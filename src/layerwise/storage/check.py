@@ -47,7 +47,7 @@ class CheckReport:
 
 def check(collection: Collection, recall: bool = False, sample: int = 100) -> CheckReport:
     """Compare database rows, vector files and index files; optionally measure ANN recall@10."""
-    collection.__dict__.pop("passage_table", None)
+    collection.forget_rows()
     live = collection.live_rows()
     committed = collection.vector_rows()
     report = CheckReport(collection.name, len(live), committed)
@@ -66,12 +66,6 @@ def check(collection: Collection, recall: bool = False, sample: int = 100) -> Ch
     return report
 
 
-def _faiss() -> Any:
-    import faiss
-
-    return faiss
-
-
 def _views(collection: Collection) -> list[Any]:
     from layerwise.search.views import all_views
 
@@ -84,7 +78,7 @@ def _check_view(collection: Collection, view: Any, live: np.ndarray, recall: boo
     except CorruptIndex as exc:
         return ViewCheck(view.name, "?", 0, False, str(exc).split(": run")[0])
     kind = faiss_index.kind_of(index)
-    ids = np.sort(_faiss().vector_to_array(index.id_map).astype(np.int64))
+    ids = np.sort(faiss_index.ids(index))
     result = ViewCheck(view.name, kind, int(index.ntotal), True)
     if not np.array_equal(ids, live):
         missing, extra = np.setdiff1d(live, ids).size, np.setdiff1d(ids, live).size
@@ -112,7 +106,7 @@ def repair(collection: Collection) -> CheckReport:
 
     with collection.writing():
         repaired = _truncate_to_shortest(collection)
-        collection.__dict__.pop("passage_table", None)
+        collection.forget_rows()
         collection.prepare_write()
         rebuild_all(collection)
     report = check(collection)

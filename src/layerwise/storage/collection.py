@@ -298,6 +298,10 @@ class Collection:
         rows = np.asarray([r for r, _ in pairs], dtype=np.int64)
         return rows, np.asarray([position[d] for _, d in pairs], dtype=np.int64), doc_ids
 
+    def forget_rows(self) -> None:
+        """Drop the cached passage table after this process changed the rows."""
+        self.__dict__.pop("passage_table", None)
+
     def live_rows(self) -> np.ndarray:
         return self.passage_table[0]
 

@@ -90,6 +90,11 @@ def on_device(index: Any, device: str, gpus: int | None = None) -> Any:
     return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
 
 
+def ids(index: Any) -> np.ndarray:
+    """The int64 ids (vector rows) an index holds."""
+    return _faiss().vector_to_array(index.id_map).astype(np.int64)
+
+
 def kind_of(index: Any) -> str:
     """flat, hnsw or ivf, read from a loaded index."""
     faiss = _faiss()
