@@ -108,10 +108,8 @@ def load(name: str | None) -> tuple[str, Any, Any, str]:
         model = AutoModel.from_pretrained(path)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelNotFound(
-            f"cannot load model '{name}': {first} — pass a local model directory with --model, "
-            "or unset HF_HUB_OFFLINE where a hub is reachable"
-        ) from None
+        hint = "unset HF_HUB_OFFLINE where a hub is reachable" if os.environ.get("HF_HUB_OFFLINE") else "check the id"
+        raise ModelNotFound(f"cannot load model '{name}': {first} — pass a local model directory with --model, or {hint}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise UsageError(f"model '{name}' has no fast tokenizer; layerwise needs one for passage offsets")
     return display, model, tokenizer, path

@@ -70,7 +70,8 @@ class Store:
                         "use the matching layerwise version, or a new --db"
                     )
         except OperationalError as exc:
-            raise StorageError(f"cannot open database {self.url}: {exc.orig} — check the path and its permissions") from None
+            reason = " ".join(str(exc.orig).split())
+            raise StorageError(f"cannot open database {self.url}: {reason} — check the URL, that its server or folder is reachable, and the permissions") from None
 
     def names(self) -> list[str]:
         with self.sessions() as s:
