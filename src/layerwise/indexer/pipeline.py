@@ -94,7 +94,6 @@ def _index_locked(
         present = {d.doc_id for d in documents}
         summary.removed = collection.delete_documents([d for d in existing if d not in present])
     if collection.indices_stale() or not collection.index_path("layer0").exists():
-        collection.forget_rows()
         summary.indices = rebuild_all(collection, progress)
     summary.seconds = time.perf_counter() - started
     return summary

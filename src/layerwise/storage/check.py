@@ -106,7 +106,6 @@ def repair(collection: Collection) -> CheckReport:
 
     with collection.writing():
         repaired = _truncate_to_shortest(collection)
-        collection.forget_rows()
         collection.prepare_write()
         rebuild_all(collection)
     report = check(collection)

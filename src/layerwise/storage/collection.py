@@ -230,6 +230,7 @@ class Collection:
             s.flush()
             self._set(s, vector_rows=start + len(vectors), indices_stale=True)
             self._after_insert(s, start, [p for ps in passages for p in ps])
+        self.forget_rows()
 
     def _document_rows(self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], rows: Any) -> list[DocumentRow]:
         out = []
@@ -257,7 +258,8 @@ class Collection:
             removed = self._delete_documents(s, doc_ids)
             if removed:
                 self._set(s, indices_stale=True)
-            return removed
+        self.forget_rows()
+        return removed
 
     def _delete_documents(self, session: Session, doc_ids: Sequence[str]) -> int:
         if not doc_ids:
@@ -281,6 +283,7 @@ class Collection:
     def set_vector_rows(self, rows: int) -> None:
         with self.store.sessions.begin() as s:
             self._set(s, vector_rows=rows, indices_stale=True)
+        self.forget_rows()
 
     def document_hashes(self) -> dict[str, str]:
         with self.store.sessions() as s:
@@ -300,7 +303,7 @@ class Collection:
         return rows, np.asarray([position[d] for _, d in pairs], dtype=np.int64), doc_ids
 
     def forget_rows(self) -> None:
-        """Drop the cached passage table after this process changed the rows."""
+        """Drop the cached passage table (rows changed here, or possibly by another process)."""
         self.__dict__.pop("passage_table", None)
 
     def live_rows(self) -> np.ndarray:
