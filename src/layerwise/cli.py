@@ -81,12 +81,10 @@ def _store(db: str | None, home: Path | None):  # noqa: ANN202
     return Store(db, home)
 
 
-def _searcher(collection: str, query: str, k: int, device: str, dtype: str, db: str | None, home: Path | None):  # noqa: ANN202
-    """A searcher over the named collection, after checking the query and k."""
+def _searcher(collection: str, k: int, device: str, dtype: str, db: str | None, home: Path | None):  # noqa: ANN202
+    """A searcher over the named collection, after checking k (the searcher checks the query)."""
     from layerwise.search.searcher import Searcher
 
-    if not query.strip():
-        raise UsageError("the query is empty: give some words to search for")
     if k < 1:
         raise UsageError(f"-k {k} must be at least 1")
     return Searcher(_store(db, home).open(collection), device=device, dtype=dtype)
@@ -188,7 +186,7 @@ def search(
     """Search one or several layers/views; several views share one query encoding."""
     from layerwise.search.views import BM25, resolve
 
-    searcher = _searcher(collection, query, k, device, dtype, db, home)
+    searcher = _searcher(collection, k, device, dtype, db, home)
     target = searcher.collection
     if layer.strip() == BM25:
         results = {BM25: searcher.hits(searcher.rank_bm25([query], k)[0])}
@@ -383,7 +381,7 @@ def compare(
     from layerwise.search.overlap import jaccard_matrix
     from layerwise.search.views import resolve
 
-    searcher = _searcher(collection, query, k, device, dtype, db, home)
+    searcher = _searcher(collection, k, device, dtype, db, home)
     results = searcher.search(query, resolve(searcher.collection, layer), k)
     names = list(results)
     matrix = jaccard_matrix({n: [h.doc_id for h in hits] for n, hits in results.items()})

@@ -86,9 +86,7 @@ class Searcher:
 
     def encode(self, queries: Sequence[str], views: Sequence[View]) -> LayerEmbeddings:
         """One encoder pass over the queries for the union of the views' layers."""
-        for query in queries:
-            if not query.strip():
-                raise EmptyQuery("the query is empty: give some words to search for")
+        _check_queries(queries)
         wanted = sorted({i for v in views for i in v.query_layers(self.collection.num_states)})
         return self.encoder.encode(list(queries), wanted)
 
@@ -102,6 +100,7 @@ class Searcher:
         return [Ranking.from_passages(r, s, self.row_map).top(depth) for r, s in zip(rows, scores)]
 
     def rank_bm25(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+        _check_queries(queries)
         with self.collection.store.sessions() as session:
             found = [bm25.search(session, self.collection.id, q, max(depth * 4, depth + 50)) for q in queries]
         return [Ranking.from_passages(rows, scores, self.row_map).top(depth) for rows, scores in found]
@@ -119,3 +118,8 @@ class Searcher:
             p = info[row]
             out.append(Hit(rank, float(score), p.doc_id, p.title, p.text, p.char_start, p.char_end, int(row)))
         return out
+
+
+def _check_queries(queries: Sequence[str]) -> None:
+    if any(not query.strip() for query in queries):
+        raise EmptyQuery("the query is empty: give some words to search for")
