@@ -95,14 +95,13 @@ class Searcher:
         index = self.index(view)
         if index.ntotal == 0:
             return [Ranking.empty() for _ in query_vectors]
-        passages = min(index.ntotal, max(depth * 4, depth + 50))
-        scores, rows = faiss_index.search(index, query_vectors, passages)
+        scores, rows = faiss_index.search(index, query_vectors, min(index.ntotal, _passage_depth(depth)))
         return [Ranking.from_passages(r, s, self.row_map).top(depth) for r, s in zip(rows, scores)]
 
     def rank_bm25(self, queries: Sequence[str], depth: int) -> list[Ranking]:
         _check_queries(queries)
         with self.collection.store.sessions() as session:
-            found = [bm25.search(session, self.collection.id, q, max(depth * 4, depth + 50)) for q in queries]
+            found = [bm25.search(session, self.collection.id, q, _passage_depth(depth)) for q in queries]
         return [Ranking.from_passages(rows, scores, self.row_map).top(depth) for rows, scores in found]
 
     def search(self, query: str, views: Sequence[View], k: int = 10) -> dict[str, list[Hit]]:
@@ -123,3 +122,8 @@ class Searcher:
 def _check_queries(queries: Sequence[str]) -> None:
     if any(not query.strip() for query in queries):
         raise EmptyQuery("the query is empty: give some words to search for")
+
+
+def _passage_depth(depth: int) -> int:
+    """Passages to fetch so that collapsing them to documents still leaves ``depth`` documents."""
+    return max(depth * 4, depth + 50)
