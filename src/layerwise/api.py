@@ -25,10 +25,10 @@ from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, 
 from layerwise.indexer.pipeline import IndexSummary, index_documents
 from layerwise.search.searcher import Comparison, SearchResult, Searcher, check_k
 from layerwise.settings import EncoderSettings
-from layerwise.storage import arrays, check as checking, faiss_index
+from layerwise.storage import arrays, check as checking, compaction, faiss_index
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.report import describe
-from layerwise.storage.views import rebuild_all, save_fusion, save_mix, stored_specs
+from layerwise.storage.views import all_views, save_fusion, save_mix, stored_specs, update_all
 from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity
 
 if TYPE_CHECKING:
@@ -208,12 +208,21 @@ class KnowledgeBase:
         return IndexReport(self.name, summary, report)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
-        """Remove documents and rebuild every index from the stored vectors; return how many existed."""
+        """Remove documents (their rows are marked dead, every index updated in place); return how many existed."""
         with self.collection.writing():
+            self.collection.prepare_write()
             removed = self.collection.delete_documents(list(doc_ids))
             if removed:
-                rebuild_all(self.collection)
+                update_all(self.collection)
         return removed
+
+    def compact(self) -> compaction.CompactReport:
+        """Rewrite the vector files without the rows of deleted documents (crash-safe, under the writer lock)."""
+        with self.collection.writing():
+            self.collection.prepare_write()
+            report = compaction.compact(self.collection, all_views(self.collection))
+            update_all(self.collection)
+        return report
 
     def save_view(self, name: str, spec: str, *, query_spec: str | None = None, index_type: str = "flat") -> str:
         """Store a named view: a mix (indexed from the stored vectors, no encoder run) or a fusion."""

@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=True,
 )
 F = TypeVar("F", bound=Callable[..., Any])
-INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
+INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq", "auto")
 
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path (default: $LAYERWISE_DB, else HOME/layerwise.db).")]
 HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Data folder (default: $LAYERWISE_HOME, else ~/.local/share/layerwise).")]
@@ -41,7 +41,7 @@ DeviceOpt = Annotated[Literal[DEVICES], typer.Option("--device", help="Where the
 DtypeOpt = Annotated[Literal[DTYPES], typer.Option("--dtype", help="auto: fp32 on CPU, bf16/fp16 on CUDA; bf16 on a CPU with AMX is ~3x faster.")]
 QuantOpt = Annotated[Optional[Literal[QUANTIZATIONS]], typer.Option("--quantize", help="int8: dynamic int8 Linear layers on the CPU (opt-in; changes vectors).")]
 PoolingOpt = Annotated[Optional[Literal[POOLINGS]], typer.Option("--pooling", help="How tokens pool into one vector, mask-aware (default: the collection's, else mean).")]
-IndexOpt = Annotated[Optional[Literal[INDEX_TYPES]], typer.Option("--index", help="flat, hnsw, ivf or auto (flat below 50k passages, IVF above).")]
+IndexOpt = Annotated[Optional[Literal[INDEX_TYPES]], typer.Option("--index", help="flat, hnsw, ivf, ivfpq or auto (exact below 50k passages, IVF-PQ above).")]
 
 
 def _version(value: bool) -> None:
@@ -397,11 +397,21 @@ def delete(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove documents from the database, and from every index (rebuilt from stored vectors)."""
+    """Remove documents from the database and from every index (updated in place; `compact` reclaims their vectors)."""
     removed = _library(db, home).open(collection).delete(doc_ids)
     missing = len(set(doc_ids)) - removed
     text = f"removed {removed} documents from {collection}" + (f"; {missing} ids were not in it" if missing else "")
     render.message({"collection": collection, "removed": removed, "missing": missing}, text, as_json)
+
+
+@app.command()
+@handled
+def compact(collection: CollectionArg, db: DbOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Rewrite the vector files without the rows of deleted documents (crash-safe; searches go on)."""
+    report = _library(db, home).open(collection).compact()
+    text = (f"{collection}: {report.rows_before:,} -> {report.rows_after:,} vector rows, "
+            f"{report.bytes_before:,} -> {report.bytes_after:,} bytes")
+    render.message({"collection": collection, **report.to_dict()}, text, as_json)
 
 
 @app.command()

@@ -156,7 +156,7 @@ def info(data: dict[str, Any], as_json: bool) -> None:
     for key, value in data.items():
         if key == "views":
             value = "\n".join(f"{v['name']}: {v['spec']} ({v['index_bytes']:,} bytes)" for v in value)
-        elif key == "model":
+        elif key in ("model", "bytes_per_passage"):
             value = "\n".join(f"{k}: {v}" for k, v in value.items())
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"

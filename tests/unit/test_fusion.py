@@ -39,8 +39,10 @@ def test_empty_fusion_is_an_error():
 
 
 def test_rows_that_are_no_longer_live_are_dropped():
-    from layerwise.search.ranking import RowMap
+    keys = {2: 0, 5: 1, 9: 1}  # row -> document key; 7 is dead and -1 pads
 
-    row_map = RowMap(np.array([2, 5, 9]), np.array([0, 1, 1]))
+    def row_map(rows: np.ndarray) -> np.ndarray:
+        return np.asarray([keys.get(r, -1) for r in rows.tolist()], dtype=np.int64)
+
     ranking = Ranking.from_passages(np.array([7, 5, -1, 9, 2]), np.array([0.9, 0.8, 0.7, 0.6, 0.5], np.float32), row_map)
     assert ranking.docs.tolist() == [1, 0] and ranking.rows.tolist() == [5, 2]

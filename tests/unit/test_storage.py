@@ -86,7 +86,7 @@ def test_index_stays_on_the_cpu_without_faiss_gpus():
     assert faiss_index.on_device(index, "cpu", gpus=1) is index
 
 
-@pytest.mark.parametrize(("kind", "n", "expected"), [("auto", 1000, "flat"), ("auto", 60_000, "ivf"), ("ivf", 500, "flat"), ("hnsw", 10, "hnsw")])
+@pytest.mark.parametrize(("kind", "n", "expected"), [("auto", 1000, "flat"), ("auto", 60_000, "ivfpq"), ("ivf", 500, "flat"), ("ivfpq", 500, "flat"), ("hnsw", 10, "hnsw")])
 def test_index_type_choice(kind, n, expected):
     assert faiss_index.choose(kind, n) == expected
 

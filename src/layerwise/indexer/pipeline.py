@@ -17,7 +17,7 @@ from layerwise.indexer.encoder import Encoder
 from layerwise.indexer.inputs import InputReport
 from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
-from layerwise.storage.views import rebuild_all
+from layerwise.storage.views import needs_update, update_all
 from layerwise.types import Document
 
 
@@ -93,7 +93,7 @@ def _index_locked(
     if sync:
         present = {d.doc_id for d in documents}
         summary.removed = collection.delete_documents([d for d in existing if d not in present])
-    if collection.indices_stale() or not collection.index_path("layer0").exists():
-        summary.indices = rebuild_all(collection, progress)
+    if needs_update(collection):
+        summary.indices = update_all(collection, progress)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -16,6 +16,7 @@ from layerwise import layers as grammar
 from layerwise.errors import LayerSpecError, UsageError, ViewNotFound
 from layerwise.layers import Fusion, Lexical, Mix, Named, Selection, ViewSpec
 from layerwise.storage.collection import Collection
+from layerwise.storage.schema import ViewRow
 from layerwise.storage.views import View, all_views, layer_views, stored_specs
 
 BM25 = grammar.BM25
@@ -34,14 +35,15 @@ class FusionStep:
 class Plan:
     """The steps a set of view specs needs; ``requested`` are the top-level names, in order."""
 
-    def __init__(self, collection: Collection, specs: Sequence[str | ViewSpec]) -> None:
+    def __init__(self, collection: Collection, specs: Sequence[str | ViewSpec], stored: Sequence[ViewRow] | None = None) -> None:
         self.collection = collection
         self.dense: dict[str, View] = {}
         self.fusions: dict[str, FusionStep] = {}
         self.bm25 = False
         self.requested: list[str] = []
-        self._views = {v.name: v for v in all_views(collection)}
-        self._stored = stored_specs(collection)
+        rows = collection.stored_views() if stored is None else stored  # one read, or the searcher's
+        self._views = {v.name: v for v in all_views(collection, rows)}
+        self._stored = stored_specs(collection, rows)
         for spec in specs:
             self.add(spec)
 

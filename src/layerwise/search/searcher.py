@@ -21,10 +21,11 @@ from layerwise.errors import EmptyQuery, UsageError
 from layerwise.search import fusion
 from layerwise.search.overlap import jaccard_matrix
 from layerwise.search.plan import BM25, Plan
-from layerwise.search.ranking import Ranking, RowMap
-from layerwise.storage import bm25, faiss_index
+from layerwise.search.ranking import Ranking
+from layerwise.storage import ann, bm25, rowmap
 from layerwise.storage.collection import Collection
-from layerwise.storage.views import View, build_index
+from layerwise.storage.rowmap import RowState
+from layerwise.storage.views import View
 from layerwise.types import Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 SCHEMA_VERSION = 1  # of every result's to_dict(), documented in docs/json.md
@@ -69,7 +70,8 @@ class Searcher:
         self._encoders = encoders
         self.device = device  # where FAISS searches, given a GPU build of faiss
         self._indices: dict[str, Any] = {}
-        self.generation, _, self.stale = collection.state()
+        self.generation, self.committed, self.stale = collection.state()
+        self._stored = collection.stored_views()  # a saved view bumps the generation, which replaces this searcher
 
     @property
     def encoder(self) -> QueryEncoder:
@@ -78,28 +80,26 @@ class Searcher:
         return encoder
 
     @cached_property
-    def row_map(self) -> RowMap:
-        rows, docs, _ = self.collection.passage_table
-        return RowMap(rows, docs)
+    def row_map(self) -> RowState:
+        """Document key of every committed row, memory-mapped (the rows file beside the vectors)."""
+        return RowState(self.collection, self.committed)
 
-    @property
-    def doc_ids(self) -> list[str]:
-        return self.collection.passage_table[2]
+    @cached_property
+    def doc_ids(self) -> dict[int, str]:
+        """Document id of every document key (evaluation reads whole runs; searches never need this)."""
+        return self.collection.document_names()
 
     def plan(self, specs: Sequence[str]) -> Plan:
-        return Plan(self.collection, specs)
+        return Plan(self.collection, specs, self._stored)
 
     def index(self, view: View) -> Any:
-        """The view's index: its file when current, else an exact index of the committed vectors, in memory.
+        """The view's index: its ANN file memory-mapped when current, else exact search over the mapped vectors.
 
-        A reader never writes index files: a missing file, an ad-hoc mix or indices
-        older than the last commit (a killed writer) are searched exactly instead.
+        A reader never writes index files: flat views, a missing file, an ad-hoc mix or
+        indices older than the last commit (a writer at work, or killed) are searched exactly.
         """
         if view.name not in self._indices:
-            path = self.collection.index_path(view.name)
-            current = view.stored and not self.stale and path.exists()
-            index = faiss_index.read(path, self.collection.name) if current else build_index(self.collection, view, write=False)
-            self._indices[view.name] = faiss_index.on_device(index, self.device)
+            self._indices[view.name] = ann.open_index(self.collection, view, self.row_map, self.stale, self.device)
         return self._indices[view.name]
 
     def encode(self, queries: Sequence[str], views: Sequence[View]) -> LayerEmbeddings:
@@ -113,7 +113,7 @@ class Searcher:
         index = self.index(view)
         if index.ntotal == 0:
             return [Ranking.empty() for _ in query_vectors]
-        scores, rows = faiss_index.search(index, query_vectors, min(index.ntotal, passage_depth(depth)))
+        scores, rows = index.search(query_vectors, min(index.ntotal, passage_depth(depth)))
         return [Ranking.from_passages(r, s, self.row_map).top(depth) for r, s in zip(rows, scores)]
 
     def rank_bm25(self, queries: Sequence[str], depth: int) -> list[Ranking]:
@@ -136,12 +136,34 @@ class Searcher:
             out[name] = [fusion.fuse(step.method, list(p), step.weights).top(depth) for p in parts]
         return out
 
-    def search(self, query: str, specs: Sequence[str], k: int = 10) -> SearchResult:
+    def search(self, query: str, specs: Sequence[str], k: int = 10, retry: bool = True) -> SearchResult:
         """Top-k documents of one query under each view the specs name, sharing one query encoding."""
         check_k(k)
         plan = self.plan(specs)
         ranked = self.rankings([query], plan, k)
-        return SearchResult(self.collection.name, query, k, {name: self.hits(ranked[name][0]) for name in plan.requested})
+        rankings = {name: ranked[name][0] for name in plan.requested}
+        details = self.details(rankings.values())
+        missing = any(row not in details for r in rankings.values() for row in r.rows.tolist())
+        if missing and retry and self.refresh():
+            return self.search(query, specs, k, retry=False)  # rows changed under this reader: once more on fresh maps
+        return SearchResult(self.collection.name, query, k, {name: self.hits(r, details) for name, r in rankings.items()})
+
+    def refresh(self) -> bool:
+        """Re-read the collection's state and drop the maps and indices when it changed; return whether it did."""
+        state = self.collection.state()
+        if state[0] == self.generation:
+            return False
+        for cached in ("row_map", "doc_ids"):
+            self.__dict__.pop(cached, None)
+        self._indices.clear()
+        self.generation, self.committed, self.stale = state
+        self._stored = self.collection.stored_views()
+        return True
+
+    def details(self, rankings: Any) -> dict[int, Any]:
+        """Passage details of every ranking's rows in one database query, checked against this reader's row map."""
+        rows = sorted({row for r in rankings for row in r.rows.tolist()})
+        return rowmap.passages(self.collection, rows, self.row_map(np.asarray(rows, dtype=np.int64)).tolist())
 
     def compare(self, query: str, specs: Sequence[str], k: int = 10) -> Comparison:
         """A search over several views and the Jaccard@k overlap of their document lists."""
@@ -150,11 +172,12 @@ class Searcher:
         matrix = jaccard_matrix({n: [h.doc_id for h in hits] for n, hits in result.results.items()})
         return Comparison(result, names, matrix)
 
-    def hits(self, ranking: Ranking) -> list[Hit]:
-        """Hits with passage details for a ranking."""
-        info = self.collection.passages(ranking.rows.tolist())
+    def hits(self, ranking: Ranking, details: dict[int, Any] | None = None) -> list[Hit]:
+        """Hits with passage details for a ranking (rows deleted under this reader are left out)."""
+        info = self.details([ranking]) if details is None else details
+        pairs = [(s, r) for s, r in zip(ranking.scores.tolist(), ranking.rows.tolist()) if r in info]
         out = []
-        for rank, (score, row) in enumerate(zip(ranking.scores.tolist(), ranking.rows.tolist()), 1):
+        for rank, (score, row) in enumerate(pairs, 1):
             p = info[row]
             out.append(Hit(rank, float(score), p.doc_id, p.title, p.text, p.char_start, p.char_end, int(row)))
         return out

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from layerwise.errors import CorruptIndex
-from layerwise.storage import faiss_index
+from layerwise.storage import ann, faiss_index, rowmap
 from layerwise.storage.collection import Collection
-from layerwise.storage.views import View, all_views, matrix, rebuild_all
+from layerwise.storage.exact import ExactIndex
+from layerwise.storage.rowmap import RowState
+from layerwise.storage.views import View, all_views, rebuild_all
 
 
 @dataclass
@@ -28,6 +30,7 @@ class ViewCheck:
     ok: bool
     problem: str = ""
     recall_at_10: float | None = None
+    dead: int = 0  # deleted rows an HNSW graph still holds (skipped at search time)
 
 
 @dataclass
@@ -60,37 +63,53 @@ def check(collection: Collection, recall: bool = False, sample: int = 100) -> Ch
             report.problems.append(f"vector file of layer {layer} holds {on_disk} rows, {committed} committed")
     if collection.indices_stale():
         report.problems.append("indices are older than the last committed change")
+    state = _check_rows(collection, committed, live, report)
     for view in all_views(collection):
-        report.views.append(_check_view(collection, view, live, recall, sample))
+        report.views.append(_check_view(collection, view, state, live, recall, sample))
         if not report.views[-1].ok:
             report.problems.append(f"view {view.name}: {report.views[-1].problem}")
     return report
 
 
-def _check_view(collection: Collection, view: View, live: np.ndarray, recall: bool, sample: int) -> ViewCheck:
+def _check_rows(collection: Collection, committed: int, live: np.ndarray, report: CheckReport) -> RowState:
+    """The rows and norms files against the database; returns the state search would map."""
+    if rowmap.row_file(collection).rows_on_disk() < committed or rowmap.norm_file(collection).rows_on_disk() < committed:
+        report.problems.append("the rows or norms file beside the vectors is missing or short (the next write remakes it)")
+        return RowState(collection, committed)
+    state = RowState(collection, committed)
+    if not np.array_equal(state.live, live):
+        report.problems.append("the rows file marks other rows live than the database holds")
+    return state
+
+
+def _check_view(collection: Collection, view: View, state: RowState, live: np.ndarray, recall: bool, sample: int) -> ViewCheck:
+    if ann.kind_for(collection, view, len(live)) == "flat":
+        return ViewCheck(view.name, "flat", len(live), True)  # exact over the vector files: nothing more to hold
     try:
         index = faiss_index.read(collection.index_path(view.name), collection.name)
     except CorruptIndex as exc:
         return ViewCheck(view.name, "?", 0, False, str(exc).split(": run")[0])
     kind = faiss_index.kind_of(index)
     ids = np.sort(faiss_index.ids(index))
-    result = ViewCheck(view.name, kind, int(index.ntotal), True)
-    if not np.array_equal(ids, live):
-        missing, extra = np.setdiff1d(live, ids).size, np.setdiff1d(ids, live).size
-        result.ok, result.problem = False, f"index ids differ from the live passages ({missing} missing, {extra} extra)"
-    elif recall and kind != "flat":
-        result.recall_at_10 = ann_recall(collection, view, index, sample)
+    dead = np.setdiff1d(ids, live)
+    result = ViewCheck(view.name, kind, int(index.ntotal), True, dead=len(dead) if kind == "hnsw" else 0)
+    missing = np.setdiff1d(live, ids).size
+    if missing or (len(dead) and kind != "hnsw") or len(dead) > ann.HNSW_DEAD_LIMIT * max(len(ids), 1):
+        result.ok, result.problem = False, f"index ids differ from the live passages ({missing} missing, {len(dead)} extra)"
+    elif recall:
+        result.recall_at_10 = ann_recall(collection, view, ann.AnnIndex(index, ExactIndex(collection, view, state)), sample)
     return result
 
 
-def ann_recall(collection: Collection, view: View, index: Any, sample: int = 100, k: int = 10) -> float:
-    """Mean recall@k of an ANN index against exact search, with stored passages as queries."""
-    rows, vectors = matrix(collection, view)
-    unit = faiss_index.normalize(vectors)
-    picks = np.random.default_rng(0).choice(len(rows), size=min(sample, len(rows)), replace=False)
-    exact = rows[np.argsort(-(unit[picks] @ unit.T), axis=1)[:, :k]]  # (s, k)
-    _, found = faiss_index.search(index, unit[picks], k)
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact.tolist(), found.tolist())]))
+def ann_recall(collection: Collection, view: View, index: ann.AnnIndex, sample: int = 100, k: int = 10) -> float:
+    """Mean recall@k of an ANN view against exact search over the vector files, with stored passages as queries."""
+    exact = index.exact
+    live = exact.state.live
+    picks = np.sort(np.random.default_rng(0).choice(live, size=min(sample, len(live)), replace=False))
+    raw, _ = exact.vectors.unit_rows(picks)
+    _, truth = exact.search(raw, k)  # (s, k)
+    _, found = index.search(raw, k)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(truth.tolist(), found.tolist())]))
 
 
 def repair(collection: Collection) -> CheckReport:

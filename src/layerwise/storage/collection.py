@@ -23,12 +23,13 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from layerwise.errors import CollectionExists, CollectionNotFound, ModelMismatch, StorageError, UsageError
-from layerwise.storage import bm25, location
+from layerwise.storage import bm25, compaction, location, rowmap
 from layerwise.storage.schema import MIGRATIONS, SCHEMA_VERSION, Base, CollectionRow, DocumentRow, Meta, PassageRow, ViewRow
 from layerwise.storage.lock import WriteLock
 from layerwise.storage.vectors import DTYPES, VectorFile
 from layerwise.types import Document, ModelIdentity, Passage, PassageInfo
 
+_IN_BATCH = 10_000  # ids per IN (...) list, below every engine's bound-parameter limit
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -215,10 +216,12 @@ class Collection:
         self.index_type = index_type
 
     def prepare_write(self) -> int:
-        """Truncate every vector file to the committed rows; return that count."""
+        """Finish or undo an interrupted compaction, truncate every vector and row file to the committed rows; return that count."""
+        compaction.recover(self)
         committed = self.vector_rows()
         for layer in range(self.num_states):
             self.vector_file(layer).truncate(committed)
+        rowmap.prepare(self, committed)
         return committed
 
     def commit_batch(
@@ -242,11 +245,14 @@ class Collection:
             self.vector_file(layer).append(vectors[:, layer])
         rows = iter(range(start, start + len(vectors)))
         with self.store.sessions.begin() as s:
-            self._delete_documents(s, replace)
-            s.add_all(self._document_rows(docs, passages, rows))
+            _, dead = self._delete_documents(s, replace)
+            documents = self._document_rows(docs, passages, rows)
+            s.add_all(documents)
             s.flush()
+            rowmap.append(self, [d.id for d in documents for _ in d.passages], vectors)  # fsync'd before the commit
             self._set(s, vector_rows=start + len(vectors), indices_stale=True)
             self._after_insert(s, start, [p for ps in passages for p in ps])
+        rowmap.mark_dead(self, dead)
         self.forget_rows()
 
     def _document_rows(self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], rows: Any) -> list[DocumentRow]:
@@ -270,22 +276,30 @@ class Collection:
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents and their passages from the database; return how many existed."""
         with self.store.sessions.begin() as s:
-            removed = self._delete_documents(s, doc_ids)
+            removed, dead = self._delete_documents(s, doc_ids)
             if removed:
                 self._set(s, indices_stale=True)
+        rowmap.mark_dead(self, dead)
         self.forget_rows()
         return removed
 
-    def _delete_documents(self, session: Session, doc_ids: Sequence[str]) -> int:
+    def _delete_documents(self, session: Session, doc_ids: Sequence[str]) -> tuple[int, list[int]]:
+        """Delete documents and their passages; return how many documents and their passages' rows."""
         if not doc_ids:
-            return 0
-        ids = list(session.scalars(select(DocumentRow.id).where(DocumentRow.collection_id == self.id, DocumentRow.doc_id.in_(list(doc_ids)))))
-        if self.store.is_sqlite and ids:
-            rows = list(session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(ids))))
+            return 0, []
+        ids: list[int] = []
+        for start in range(0, len(doc_ids), _IN_BATCH):
+            part = list(doc_ids[start : start + _IN_BATCH])
+            ids += session.scalars(select(DocumentRow.id).where(DocumentRow.collection_id == self.id, DocumentRow.doc_id.in_(part)))
+        rows: list[int] = []
+        for start in range(0, len(ids), _IN_BATCH):
+            part = ids[start : start + _IN_BATCH]
+            rows += session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(part)))
+            session.execute(delete(PassageRow).where(PassageRow.document_id.in_(part)))
+            session.execute(delete(DocumentRow).where(DocumentRow.id.in_(part)))
+        if self.store.is_sqlite and rows:
             bm25.remove(session, self.id, rows)
-        session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
-        session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
-        return len(ids)
+        return len(ids), rows
 
     def documents_with_rows_from(self, row: int) -> list[str]:
         """Ids of documents with a passage at vector row ``row`` or later."""
@@ -314,6 +328,12 @@ class Collection:
         position = {d: i for i, d in enumerate(doc_ids)}
         rows = np.asarray([r for r, _ in pairs], dtype=np.int64)
         return rows, np.asarray([position[d] for _, d in pairs], dtype=np.int64), doc_ids
+
+    def document_names(self) -> dict[int, str]:
+        """Document id of every document key (the database id that the rows file holds)."""
+        with self.store.sessions() as s:
+            pairs = s.execute(select(DocumentRow.id, DocumentRow.doc_id).where(DocumentRow.collection_id == self.id))
+            return {key: doc_id for key, doc_id in pairs}
 
     def forget_rows(self) -> None:
         """Drop the cached passage table (rows changed here, or possibly by another process)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from layerwise.storage import rowmap
 from layerwise.storage.collection import Collection
 from layerwise.storage.views import all_views
 
@@ -21,14 +22,14 @@ def describe(collection: Collection) -> dict[str, Any]:
         {"name": v.name, "spec": v.describe(), "index_bytes": _size(collection.index_path(v.name))}
         for v in all_views(collection)
     ]
+    counts = collection.counts()
     return {
         "name": collection.name,
         "model": collection.identity.to_dict(),
         "hidden_states": f"0..{collection.num_states - 1} (0 = embedding output)",
-        **collection.counts(),
+        **counts,
         "vector_dtype": collection.vector_dtype,
-        "vector_bytes": _size(collection.dir / "vectors"),
-        "index_bytes": _size(collection.dir / "indices"),
+        **_bytes(collection, counts["passages"]),
         "default_view": collection.default_view() or "-1",
         "passages_per_document": "max " + str(collection.max_passages) if collection.max_passages else "all (documents longer than the model's limit are split; a document scores by its best passage, MaxP)",
         "overlap_tokens": collection.overlap,
@@ -36,3 +37,28 @@ def describe(collection: Collection) -> dict[str, Any]:
         "folder": str(collection.dir),
         "views": views,
     }
+
+
+def _bytes(collection: Collection, passages: int) -> dict[str, Any]:
+    """Bytes on disk of the vectors, the per-row files, the ANN indices and the database, and per live passage."""
+    side = _size(rowmap.row_file(collection).path) + _size(rowmap.norm_file(collection).path)
+    sizes = {
+        "vector_bytes": sum(_size(collection.vector_file(i).path) for i in range(collection.num_states)),
+        "row_file_bytes": side,  # each row's document and norms, beside the vectors
+        "index_bytes": _size(collection.dir / "indices"),  # ANN files only: exact views search the vectors
+    }
+    database = _database_bytes(collection)
+    per = {k.removesuffix("_bytes"): round(v / passages, 1) for k, v in sizes.items()} if passages else {}
+    if database is not None:
+        sizes["database_bytes"] = database
+        per["database (whole file, all collections)"] = round(database / passages, 1) if passages else 0
+    return {**sizes, "bytes_per_passage": per}
+
+
+def _database_bytes(collection: Collection) -> int | None:
+    """The SQLite file with its write-ahead log (None for a database server)."""
+    url = collection.store.url
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url.removeprefix("sqlite:///").split("?")[0])
+    return sum(_size(Path(str(path) + suffix)) for suffix in ("", "-wal")) if path.exists() else None

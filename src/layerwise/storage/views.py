@@ -8,7 +8,7 @@ view spec against a collection is search's job (``search/plan.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,12 +18,11 @@ from tqdm.auto import tqdm
 from layerwise import layers as grammar
 from layerwise.errors import UsageError
 from layerwise.layers import LayerSpec, Mix
-from layerwise.storage import faiss_index
+from layerwise.storage import ann, faiss_index
 from layerwise.storage.collection import Collection
+from layerwise.storage.rowmap import RowState
+from layerwise.storage.schema import ViewRow
 from layerwise.types import LayerEmbeddings
-
-_CHUNK = 16_384
-
 
 @dataclass(frozen=True)
 class View:
@@ -64,53 +63,42 @@ def layer_views(num_states: int, index_type: str = "flat") -> list[View]:
 UNINDEXED = "none"  # index type of a stored fusion or bm25 view: ranked at search time, no index file
 
 
-def all_views(collection: Collection) -> list[View]:
+def all_views(collection: Collection, rows: Sequence[ViewRow] | None = None) -> list[View]:
     """Every layer view plus the collection's stored mixes (the dense views, each with an index)."""
     stored = [
         View(v.name, grammar.parse(v.spec), query_spec=grammar.parse(v.query_spec) if v.query_spec else None, index_type=v.index_type)
-        for v in collection.stored_views() if v.index_type != UNINDEXED
+        for v in (collection.stored_views() if rows is None else rows) if v.index_type != UNINDEXED
     ]
     return layer_views(collection.num_states, collection.index_type) + stored
 
 
-def chunks(collection: Collection, view: View) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(rows, vectors) of the live passages under this view, in chunks, from stored vectors."""
-    rows = collection.live_rows()
-    stored = [collection.layer_vectors(i) for i in view.layers(collection.num_states)]
-    for start in range(0, len(rows), _CHUNK):
-        part = rows[start : start + _CHUNK]
-        stack = np.stack([np.asarray(m[part], dtype=np.float32) for m in stored], axis=1)  # (c, k, d)
-        yield part, view.combine(stack, collection.num_states)
-
-
-def matrix(collection: Collection, view: View) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, vectors (n, d')) of every live passage under this view."""
-    parts = list(chunks(collection, view))
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, collection.identity.dim), dtype=np.float32)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def build_index(collection: Collection, view: View, write: bool = True) -> object:
-    """An index of this view built from stored vectors; a stored view's is written to disk when ``write``.
-
-    Readers pass ``write=False`` and get an exact (flat) index in memory.
-    """
-    rows, vectors = matrix(collection, view)
-    index = faiss_index.build(rows, vectors, view.index_type if write and view.stored else "flat")
-    if write and view.stored:
-        faiss_index.write_atomic(index, collection.index_path(view.name))
-    return index
+def build_index(collection: Collection, view: View) -> str:
+    """Build a stored view's index from the stored vectors (exact views have none); return what was done."""
+    return ann.update(collection, view, RowState(collection, collection.vector_rows()), rebuild=True)
 
 
 def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
     """Rebuild every stored view's index from the stored vectors."""
-    built = []
+    return update_all(collection, progress, rebuild=True)
+
+
+def update_all(collection: Collection, progress: bool = False, rebuild: bool = False) -> list[str]:
+    """Bring every view's index up to the committed rows, in place where the type allows; return the views touched."""
+    state = RowState(collection, collection.vector_rows())
+    touched = []
     for view in tqdm(all_views(collection), desc="indices", disable=not progress, leave=False):
-        build_index(collection, view)
-        built.append(view.name)
+        if ann.update(collection, view, state, rebuild=rebuild) in ("built", "updated"):
+            touched.append(view.name)
     collection.mark_indexed()
-    return built
+    return touched
+
+
+def needs_update(collection: Collection) -> bool:
+    """Whether some index is older than the last commit or missing."""
+    if collection.indices_stale():
+        return True
+    live = len(RowState(collection, collection.vector_rows()).live)
+    return any(ann.kind_for(collection, v, live) != "flat" and not collection.index_path(v.name).exists() for v in all_views(collection))
 
 
 def save_mix(
@@ -133,9 +121,9 @@ def save_mix(
     return view
 
 
-def stored_specs(collection: Collection) -> dict[str, str]:
+def stored_specs(collection: Collection, rows: Sequence[ViewRow] | None = None) -> dict[str, str]:
     """Every stored view's name and spec text, dense mixes and unindexed fusions alike."""
-    return {v.name: v.spec for v in collection.stored_views()}
+    return {v.name: v.spec for v in (collection.stored_views() if rows is None else rows)}
 
 
 def save_fusion(collection: Collection, name: str, spec_text: str) -> str:

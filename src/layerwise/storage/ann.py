@@ -1,0 +1,152 @@
+"""Opening and updating a dense view's index: exact over the mapped vectors, or an ANN file kept current in place.
+
+Readers: a flat view, or any view whose index is older than the last commit (a
+writer is still at work, or was killed), is searched exactly from the mapped
+vector files (``exact.ExactIndex``). An ANN view opens its FAISS file
+memory-mapped; HNSW skips deleted rows with an ``IDSelector``; IVF-PQ
+candidates are rescored exactly from the raw vectors.
+
+Writers: after a commit, each ANN file is updated in place: dead ids removed
+(flat storage and IVF) and new rows added, so deleting 1% of the documents costs
+about 1% of a build. A file is rebuilt from the stored vectors when it is
+missing or of another type, when the collection has grown 4x since its IVF
+centroids were trained, or when more than 10% of an HNSW graph's ids are dead.
+Builds stream: the training sample and then blocks of 65,536 rows are read from
+the mapped files, so a build's memory is the index plus one block.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from layerwise.storage import exact, faiss_index
+from layerwise.storage.exact import DenseView, ExactIndex
+from layerwise.storage.rowmap import RowState
+
+if TYPE_CHECKING:
+    from layerwise.storage.collection import Collection
+
+REFINE = 4  # IVF-PQ: candidates rescored exactly per passage wanted
+HNSW_DEAD_LIMIT = 0.10  # rebuild an HNSW graph once this share of its ids is dead
+
+
+class StoredView(DenseView, Protocol):
+    """A dense view with an index type (storage.views.View)."""
+
+    index_type: str
+    stored: bool
+
+
+class AnnIndex:
+    """An ANN file opened memory-mapped, searched without dead rows, refined exactly when its scores are approximate."""
+
+    def __init__(self, index: Any, exact_index: ExactIndex) -> None:
+        self.index = index
+        self.kind = faiss_index.kind_of(index)
+        self.exact = exact_index
+        dead = exact_index.state.dead if self.kind == "hnsw" else np.zeros(0, dtype=np.int64)
+        self.params = faiss_index.excluding(self.kind, dead)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and rows (q, n); IVF-PQ fetches REFINE x n candidates and rescores them from the raw vectors."""
+        if self.kind != "ivfpq":
+            return faiss_index.search(self.index, queries, n, self.params)
+        _, candidates = faiss_index.search(self.index, queries, n * REFINE, self.params)
+        return exact.sort_candidates(self.exact.rescore(queries, candidates), candidates, n)
+
+
+def kind_for(collection: "Collection", view: StoredView, live: int) -> str:
+    """The concrete index type of a view at this many live rows (ad-hoc views are exact)."""
+    return faiss_index.choose(view.index_type, live) if view.stored else "flat"
+
+
+def open_index(collection: "Collection", view: StoredView, state: RowState, stale: bool, device: str = "cpu") -> Any:
+    """What a reader searches for this view: its current ANN file memory-mapped, else exact over the mapped vectors."""
+    exact_index = ExactIndex(collection, view, state)
+    path = collection.index_path(view.name)
+    if stale or kind_for(collection, view, len(state.live)) == "flat" or not path.exists():
+        return exact_index
+    index = faiss_index.read(path, collection.name, mmap=device != "cuda")
+    if device == "cuda":
+        return AnnIndex(faiss_index.on_device(index, device), exact_index)
+    return AnnIndex(index, exact_index)
+
+
+def update(collection: "Collection", view: StoredView, state: RowState, rebuild: bool = False) -> str:
+    """Bring a view's index file up to the live rows; return what was done: exact, kept, updated or built."""
+    path = collection.index_path(view.name)
+    kind = kind_for(collection, view, len(state.live))
+    if kind == "flat":
+        path.unlink(missing_ok=True)  # a type change to exact leaves no stale ANN file behind
+        return "exact"
+    index = None if rebuild or not path.exists() else _read_or_none(path, collection.name)
+    if index is None or _needs_rebuild(index, kind, state):
+        faiss_index.write_atomic(build(collection, view, kind, state), path)
+        return "built"
+    if not _apply_changes(collection, view, index, state):
+        return "kept"
+    faiss_index.write_atomic(index, path)
+    return "updated"
+
+
+def _read_or_none(path: Path, collection: str) -> Any:
+    try:
+        return faiss_index.read(path, collection)
+    except Exception:  # a corrupt file is rebuilt, which is what repair would do
+        return None
+
+
+def _needs_rebuild(index: Any, kind: str, state: RowState) -> bool:
+    if faiss_index.kind_of(index) != kind:
+        return True
+    if kind in ("ivf", "ivfpq"):
+        return faiss_index.nlist_for(kind, len(state.live)) > 2 * faiss_index._faiss().extract_index_ivf(index).nlist
+    if kind == "hnsw":
+        ids = faiss_index.ids(index)
+        return bool(len(ids)) and float(np.mean(state(ids) < 0)) > HNSW_DEAD_LIMIT
+    return False
+
+
+def _apply_changes(collection: "Collection", view: StoredView, index: Any, state: RowState) -> bool:
+    """Remove dead ids (IVF) and add live rows the index lacks; return whether anything changed."""
+    held = faiss_index.ids(index)
+    dead = held[state(held) < 0]
+    new = np.setdiff1d(state.live, held, assume_unique=True)
+    removed = faiss_index.remove(index, dead) if len(dead) and faiss_index.kind_of(index) != "hnsw" else 0
+    vectors = exact.Vectors(collection, view, state)
+    for start in range(0, len(new), exact.CHUNK):
+        rows = new[start : start + exact.CHUNK]
+        raw, inverse = vectors.unit_rows(rows)
+        faiss_index.add(index, rows, raw * inverse[:, None])
+    return bool(removed or len(new))
+
+
+def build(collection: "Collection", view: StoredView, kind: str, state: RowState, seed: int = 0) -> Any:
+    """A new index of every live row, trained on a sample, filled block by block from the mapped files."""
+    live = state.live
+    vectors = exact.Vectors(collection, view, state)
+    size = faiss_index.sample_size(kind, len(live))
+    sample_rows = np.sort(np.random.default_rng(seed).choice(live, size=size, replace=False)) if size else live[:0]
+    raw, inverse = vectors.unit_rows(sample_rows)
+    dim = len(raw[0]) if len(raw) else _dimension(vectors)
+    index = faiss_index.empty(kind, dim, len(live), raw * inverse[:, None])
+    for rows, unit in exact.chunks(collection, view, state):
+        faiss_index.add(index, rows, unit)
+    return index
+
+
+def _dimension(vectors: exact.Vectors) -> int:
+    probe = np.zeros((1, len(vectors.layers), vectors.maps[0].shape[1]), dtype=np.float32)
+    return int(vectors.view.combine(probe, vectors.num_states).shape[1])
+
+
+def index_bytes(collection: "Collection", view: StoredView) -> int:
+    path = collection.index_path(view.name)
+    return path.stat().st_size if path.is_file() else 0

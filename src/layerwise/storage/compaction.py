@@ -1,0 +1,216 @@
+"""Compaction: rewrite the vector files without the rows of deleted documents, crash-safe.
+
+Deletes only mark rows dead, so the files keep growing. ``compact`` runs under
+the writer lock in four steps:
+
+1. New files are written beside the old ones (``NAME.compact``): each layer's live
+   rows, the rows and norms files, and every IVF index with its dead ids removed
+   and its ids renumbered; all fsync'd. (HNSW graphs, which cannot drop ids, are
+   rebuilt after the switch.)
+2. A journal, ``vectors/compact.json``, records the committed rows before and
+   after and the files to rename; fsync'd.
+3. One database transaction renumbers the passages' rows (and BM25's) and sets
+   the committed count to the rows kept.
+4. The new files are renamed over the old ones and the journal is removed.
+
+A crash before step 3 committed leaves the old files and rows: recovery deletes
+the new files. A crash after it finishes the renames. Any writer recovers first
+(``Collection.prepare_write``); the journal says which case it is, because the
+committed count equals ``after`` only once step 3 committed (compaction runs only
+when rows are dead, so ``before`` and ``after`` differ).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import text
+
+from layerwise.storage import bm25, faiss_index, rowmap
+from layerwise.storage.rowmap import RowState
+from layerwise.storage.schema import PassageRow
+
+if TYPE_CHECKING:
+    from layerwise.storage.ann import StoredView
+    from layerwise.storage.collection import Collection
+
+JOURNAL = "compact.json"
+SUFFIX = ".compact"
+_CHUNK = 65_536
+
+
+@dataclass
+class CompactReport:
+    """What a compaction did."""
+
+    rows_before: int
+    rows_after: int
+    bytes_before: int
+    bytes_after: int
+    indices_renumbered: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"schema_version": 1, **self.__dict__}
+
+
+def journal_path(collection: "Collection") -> Path:
+    return collection.dir / "vectors" / JOURNAL
+
+
+def compact(collection: "Collection", views: Sequence["StoredView"]) -> CompactReport:
+    """Drop dead rows from every file (the caller holds the writer lock and has run prepare_write)."""
+    state = RowState(collection, collection.vector_rows())
+    before = _bytes(collection)
+    if not len(state.dead):
+        return CompactReport(state.committed, state.committed, before, before, [])
+    mapping = np.full(state.committed, -1, dtype=np.int64)
+    mapping[state.live] = np.arange(len(state.live))
+    pairs = _write_vectors(collection, state) + _write_rows(collection, state)
+    renumbered, stale = _write_indices(collection, views, state, mapping)
+    pairs += renumbered
+    _write_journal(collection, state.committed, len(state.live), pairs, stale)
+    _renumber_database(collection, state)
+    _finish(collection)
+    return CompactReport(state.committed, len(state.live), before, _bytes(collection), [Path(p[1]).stem for p in renumbered])
+
+
+def recover(collection: "Collection") -> None:
+    """Finish (database committed) or undo (not committed) an interrupted compaction; drop stray new files."""
+    journal = journal_path(collection)
+    if journal.exists():
+        if collection.vector_rows() == json.loads(journal.read_text())["after"]:
+            _finish(collection)
+        else:
+            _undo(collection)
+    for stray in _new_files(collection):
+        stray.unlink()
+
+
+def _finish(collection: "Collection") -> None:
+    entry = json.loads(journal_path(collection).read_text())
+    for new, final in entry["files"]:
+        if os.path.exists(new):
+            os.replace(new, final)
+    for stale in entry["remove"]:
+        Path(stale).unlink(missing_ok=True)
+    _sync(collection)
+    journal_path(collection).unlink()
+    rowmap.sync_dir(journal_path(collection).parent)
+
+
+def _undo(collection: "Collection") -> None:
+    for stray in _new_files(collection):
+        stray.unlink()
+    journal_path(collection).unlink()
+    rowmap.sync_dir(journal_path(collection).parent)
+
+
+def _new_files(collection: "Collection") -> list[Path]:
+    return [p for folder in ("vectors", "indices") for p in (collection.dir / folder).glob(f"*{SUFFIX}")]
+
+
+def _sync(collection: "Collection") -> None:
+    for folder in ("vectors", "indices"):
+        if (collection.dir / folder).is_dir():
+            rowmap.sync_dir(collection.dir / folder)
+
+
+def _write_vectors(collection: "Collection", state: RowState) -> list[tuple[str, str]]:
+    """Each layer's live rows into a new file; return (new, final) path pairs."""
+    pairs = []
+    for layer in range(collection.num_states):
+        source = collection.vector_file(layer)
+        target = source.path.with_name(source.path.name + SUFFIX)
+        mapped = source.read(state.committed)
+        with open(target, "wb") as f:
+            for start in range(0, len(state.live), _CHUNK):
+                f.write(np.ascontiguousarray(mapped[state.live[start : start + _CHUNK]]).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        pairs.append((str(target), str(source.path)))
+    return pairs
+
+
+def _write_rows(collection: "Collection", state: RowState) -> list[tuple[str, str]]:
+    pairs = []
+    for file, values in ((rowmap.row_file(collection), np.asarray(state.keys)[state.live]),
+                         (rowmap.norm_file(collection), np.asarray(state.norms)[state.live] if state.norms is not None else None)):
+        if values is None:
+            continue
+        target = file.path.with_name(file.path.name + SUFFIX)
+        rowmap.write_atomic(target, values)
+        pairs.append((str(target), str(file.path)))
+    return pairs
+
+
+def _write_indices(collection: "Collection", views: Sequence["StoredView"], state: RowState,
+                   mapping: np.ndarray) -> tuple[list[tuple[str, str]], list[str]]:
+    """IVF files without dead ids and renumbered; HNSW files listed for removal (rebuilt after)."""
+    pairs, stale = [], []
+    for view in views:
+        path = collection.index_path(view.name)
+        if not path.exists():
+            continue
+        index = faiss_index.read(path, collection.name)
+        if faiss_index.kind_of(index) not in ("ivf", "ivfpq"):
+            stale.append(str(path))
+            continue
+        held = faiss_index.ids(index)
+        faiss_index.remove(index, held[state(held) < 0])
+        faiss_index.remap(index, mapping)
+        target = path.with_name(path.name + SUFFIX)
+        faiss_index.write_atomic(index, target)
+        pairs.append((str(target), str(path)))
+    return pairs, stale
+
+
+def _write_journal(collection: "Collection", before: int, after: int, files: list[tuple[str, str]], remove: list[str]) -> None:
+    _sync(collection)
+    entry = {"before": before, "after": after, "files": files, "remove": remove}
+    rowmap.write_atomic(journal_path(collection), np.frombuffer(json.dumps(entry).encode(), dtype=np.uint8))
+
+
+def _runs(live: np.ndarray) -> list[tuple[int, int, int]]:
+    """(first old row, end old row, shift) of each block of consecutive live rows that moves down."""
+    if not len(live):
+        return []
+    breaks = np.flatnonzero(np.diff(live) != 1) + 1
+    starts, ends = np.r_[0, breaks], np.r_[breaks, len(live)]
+    return [(int(live[a]), int(live[b - 1]) + 1, int(live[a]) - int(a)) for a, b in zip(starts, ends) if live[a] != a]
+
+
+def _renumber_database(collection: "Collection", state: RowState) -> None:
+    """Passage rows (and BM25 rowids) take their new numbers and the committed count drops, in one transaction.
+
+    Rows move through negative numbers first, so no two passages share a row at any moment.
+    """
+    runs = _runs(state.live)
+    params = [{"lo": lo, "hi": hi, "s": shift} for lo, hi, shift in runs]
+    with collection.store.sessions.begin() as s:
+        if collection.store.is_sqlite:
+            bm25.ensure(s, collection.id)
+        for table, column, where in _targets(collection):
+            if params:
+                s.execute(text(f"UPDATE {table} SET {column} = -({column} - :s) - 1 WHERE {where} {column} >= :lo AND {column} < :hi"), params)
+                s.execute(text(f"UPDATE {table} SET {column} = -{column} - 1 WHERE {where} {column} < 0"))
+        collection._set(s, vector_rows=len(state.live), indices_stale=True)  # noqa: SLF001 - storage's own protocol
+
+
+def _targets(collection: "Collection") -> list[tuple[str, str, str]]:
+    """(table, row column, filter) of every table keyed by vector row."""
+    passages = PassageRow.__table__.name
+    out = [(passages, "row", f"collection_id = {int(collection.id)} AND")]
+    if collection.store.is_sqlite:
+        out.append((bm25.table_name(collection.id), "rowid", ""))
+    return out
+
+
+def _bytes(collection: "Collection") -> int:
+    return sum(p.stat().st_size for folder in ("vectors", "indices") for p in (collection.dir / folder).glob("*") if p.is_file())
+

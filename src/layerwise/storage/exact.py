@@ -1,0 +1,147 @@
+"""Exact search straight from the memory-mapped raw vector files: no second copy of any vector.
+
+A single hidden state is scored chunk by chunk from its mapped file: the chunk
+times the unit query, divided by each row's stored norm (``rowmap``'s norms file),
+dead rows masked, the best n kept per query. A mix is mixed per chunk from its
+layers' mapped files, so it stays exact with memory bounded by the chunk; it pays
+one pass over each of its layers per query (no mix vectors are stored). ``rescore``
+gives exact scores of candidate rows only, which is how ANN views refine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from layerwise.layers import LayerSpec
+from layerwise.storage.faiss_index import normalize
+from layerwise.storage.rowmap import RowState
+
+if TYPE_CHECKING:
+    from layerwise.storage.collection import Collection
+
+CHUNK = 65_536
+
+
+class DenseView(Protocol):
+    """What exact search needs of a view (storage.views.View)."""
+
+    name: str
+    spec: LayerSpec
+
+    def layers(self, num_states: int) -> tuple[int, ...]: ...
+
+    def combine(self, stack: np.ndarray, num_states: int, spec: LayerSpec | None = None) -> np.ndarray: ...
+
+
+class Vectors:
+    """A view's vectors over mapped files: one layer with stored norms, or a mix made per block of rows."""
+
+    def __init__(self, collection: "Collection", view: DenseView, state: RowState) -> None:
+        self.num_states = collection.num_states
+        self.view = view
+        self.layers = view.layers(self.num_states)
+        self.maps = [collection.vector_file(i).read(state.committed) for i in self.layers]
+        single = len(self.layers) == 1 and not view.spec.is_mix
+        self.norms = state.norms[:, self.layers[0]] if single and state.norms is not None else None
+
+    def unit_rows(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """(raw view vectors (n, d'), 1 / their norms (n,)) of some rows (a slice reads a contiguous block)."""
+        if len(self.maps) == 1 and not self.view.spec.is_mix:
+            vectors = np.asarray(self.maps[0][rows], dtype=np.float32)  # (n, d)
+            norms = np.asarray(self.norms[rows]) if self.norms is not None else np.linalg.norm(vectors, axis=1)
+        else:
+            stack = np.stack([np.asarray(m[rows], dtype=np.float32) for m in self.maps], axis=1)  # (n, k, d)
+            vectors = self.view.combine(stack, self.num_states)  # (n, d')
+            norms = np.linalg.norm(vectors, axis=1)
+        return vectors, 1.0 / np.maximum(norms, 1e-12)
+
+
+def chunks(collection: "Collection", view: DenseView, state: RowState, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(live rows, unit vectors (c, d')) of the view, block by block from the mapped files."""
+    vectors = Vectors(collection, view, state)
+    live = state.live
+    for start in range(0, len(live), chunk):
+        rows = live[start : start + chunk]
+        raw, inverse = vectors.unit_rows(rows if rows[-1] - rows[0] + 1 != len(rows) else slice(int(rows[0]), int(rows[-1]) + 1))
+        yield rows, raw * inverse[:, None]
+
+
+class ExactIndex:
+    """Exact inner-product search of unit queries against unit rows, over the mapped files."""
+
+    kind = "flat"
+
+    def __init__(self, collection: "Collection", view: DenseView, state: RowState) -> None:
+        self.state = state
+        self.vectors = Vectors(collection, view, state)
+
+    @property
+    def ntotal(self) -> int:
+        return len(self.state.live)
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and rows (q, n) of the n best live rows for queries (q, d'); row -1 pads."""
+        unit = normalize(queries)  # (q, d')
+        best_scores = np.full((len(unit), 0), -np.inf, dtype=np.float32)
+        best_rows = np.zeros((len(unit), 0), dtype=np.int64)
+        dead = np.asarray(self.state.keys) < 0
+        for start in range(0, self.state.committed, CHUNK):
+            stop = min(start + CHUNK, self.state.committed)
+            raw, inverse = self.vectors.unit_rows(slice(start, stop))
+            scores = (unit @ raw.T) * inverse[None, :]  # (q, c)
+            scores[:, dead[start:stop]] = -np.inf
+            best_scores, best_rows = _merge(best_scores, best_rows, scores, start, n)
+        return _finish(best_scores, best_rows, n)
+
+    def rescore(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact scores (q, m) of candidate rows (q, m) (-1 pads and dead rows score -inf)."""
+        unit = normalize(queries)
+        out = np.full(rows.shape, -np.inf, dtype=np.float32)
+        for i, candidates in enumerate(rows):
+            keep = self.state(candidates) >= 0
+            picked = np.sort(np.unique(candidates[keep]))  # sorted reads are kinder to the page cache
+            if len(picked):
+                raw, inverse = self.vectors.unit_rows(picked)
+                score = dict(zip(picked.tolist(), ((raw @ unit[i]) * inverse).tolist()))
+                out[i, keep] = [score[r] for r in candidates[keep].tolist()]
+        return out
+
+
+def _merge(best_scores: np.ndarray, best_rows: np.ndarray, scores: np.ndarray, offset: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the n best of the running best (q, <=n) and a new block of scores (q, c) starting at row offset."""
+    if scores.shape[1] > n:
+        part = np.argpartition(-scores, n - 1, axis=1)[:, :n]  # (q, n)
+        scores, rows = np.take_along_axis(scores, part, axis=1), part + offset
+    else:
+        rows = np.broadcast_to(np.arange(offset, offset + scores.shape[1]), scores.shape)
+    all_scores = np.concatenate([best_scores, scores], axis=1)
+    all_rows = np.concatenate([best_rows, rows], axis=1)
+    if all_scores.shape[1] <= n:
+        return all_scores, all_rows
+    part = np.argpartition(-all_scores, n - 1, axis=1)[:, :n]
+    return np.take_along_axis(all_scores, part, axis=1), np.take_along_axis(all_rows, part, axis=1)
+
+
+def _finish(scores: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sort best first (ties by row), pad to n with -inf / -1, dead rows (-inf) become padding."""
+    order = np.lexsort((rows, -scores), axis=1) if scores.size else np.zeros(scores.shape, dtype=np.int64)
+    scores, rows = np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
+    rows = np.where(np.isfinite(scores), rows, -1)
+    pad = n - scores.shape[1]
+    if pad > 0:
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+    return scores.astype(np.float32), rows.astype(np.int64)
+
+
+def sort_candidates(scores: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n best of candidate scores and rows (q, m), best first, ties by row."""
+    return _finish(scores, rows, n) if scores.shape[1] <= n else _finish(*_top(scores, rows, n), n)
+
+
+def _top(scores: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    return np.take_along_axis(scores, part, axis=1), np.take_along_axis(rows, part, axis=1)
