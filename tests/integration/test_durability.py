@@ -207,3 +207,66 @@ def test_database_from_another_schema_version_is_refused(tmp_path):
         db.execute("UPDATE layerwise_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StorageError, match="schema version 99, this layerwise reads up to 2"):
         Store(home=tmp_path)
+
+
+def _compact_fixture(home: Path) -> tuple[np.ndarray, list]:
+    """A collection of 3,000 random-vector documents (no encoder), every third deleted, IVF views."""
+    from layerwise.storage.views import update_all
+    from layerwise.types import Document, ModelIdentity, Passage
+
+    identity = ModelIdentity("fake", "abc", "tok", "mean", 16, 3, 32)
+    col = Store(home=home).create("c", identity)
+    col.set_index_type("ivf")
+    rng = np.random.default_rng(0)
+    for start in range(0, 3000, 500):
+        docs = [Document(f"d{i}", "", f"note {i} on {TOPICS[i % 10]}") for i in range(start, start + 500)]
+        col.commit_batch(docs, [[Passage(0, d.text, 0, len(d.text))] for d in docs], rng.normal(size=(500, 3, 32)).astype(np.float32))
+    col.delete_documents([f"d{i}" for i in range(0, 3000, 3)])
+    update_all(col)
+    return rng.normal(size=(5, 32)).astype(np.float32), [TOPICS[1], "note 2999"]
+
+
+def _results(home: Path, queries: np.ndarray, words: list) -> dict:
+    from layerwise.search.ranking import Ranking
+    from layerwise.storage.exact import ExactIndex
+    from layerwise.storage.views import all_views
+
+    collection = Store(home=home).open("c")
+    searcher = Searcher(collection, lambda _: None)
+    names = searcher.doc_ids
+    out: dict = {}
+    for view in all_views(collection):
+        scores, rows = ExactIndex(collection, view, searcher.row_map).search(queries, 40)
+        ranked = [Ranking.from_passages(r, s, searcher.row_map).top(10) for r, s in zip(rows, scores)]
+        out[view.name] = [[(names[d], round(float(s), 5)) for d, s in zip(r.docs.tolist(), r.scores.tolist())] for r in ranked]
+    bm25 = searcher.rank_bm25(words, 10)
+    out["bm25"] = [[names[d] for d in r.docs.tolist()] for r in bm25]
+    return out
+
+
+def test_sigkill_during_compact_then_any_writer_recovers_to_the_same_results(tmp_path):
+    """Kill `layerwise compact` at random moments after it starts writing; every state searches the same."""
+    home = tmp_path / "home"
+    queries, words = _compact_fixture(home)
+    expected = _results(home, queries, words)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "layerwise", "compact", "c", "--home", str(home), "--json"]
+    rng = random.Random(3)
+    kills = 0
+    for _ in range(6):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not list(home.glob("collections/*/vectors/*.compact")):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.15))  # land anywhere: writing new files, journal, database, renames, HNSW/IVF update
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        assert _results(home, queries, words) == expected  # a reader between kills sees the same documents
+        Store(home=home).open("c").prepare_write()  # any writer's start recovers
+        assert _results(home, queries, words) == expected
+    assert kills >= 3, "most kills should land while compact is still running"
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    collection = Store(home=home).open("c")
+    assert collection.vector_rows() == 2000 and checking.check(collection).ok
+    assert _results(home, queries, words) == expected

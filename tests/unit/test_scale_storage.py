@@ -1,0 +1,216 @@
+"""The rows file, exact search over mapped vectors, in-place index updates, IDSelector filtering and compaction.
+
+No model: a fake identity (3 hidden states of dimension 16) and random vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import event
+
+from layerwise.search.searcher import Searcher
+from layerwise.storage import ann, bm25, check as checking, compaction, faiss_index, rowmap
+from layerwise.storage.collection import Collection, Store
+from layerwise.storage.exact import ExactIndex
+from layerwise.storage.rowmap import RowState
+from layerwise.storage.views import all_views, layer_views, update_all
+from layerwise.types import Document, LayerEmbeddings, ModelIdentity, Passage
+
+IDENTITY = ModelIdentity("fake", "abc", "tok", "mean", 16, 3, 16)
+
+
+def _add(col: Collection, start: int, n: int, seed: int = 0, passages_each: int = 1, replace: bool = False) -> np.ndarray:
+    docs = [Document(f"d{i}", "", f"text {i} word{i % 7}") for i in range(start, start + n)]
+    parts = [[Passage(j, f"{d.text} part {j}", 0, 5) for j in range(passages_each)] for d in docs]
+    vectors = np.random.default_rng(seed).normal(size=(n * passages_each, 3, 16)).astype(np.float32)
+    col.commit_batch(docs, parts, vectors, replace=[d.doc_id for d in docs] if replace else ())
+    return vectors
+
+
+def _state(col: Collection) -> RowState:
+    return RowState(col, col.vector_rows())
+
+
+def _brute(col: Collection, layer: int, queries: np.ndarray, k: int) -> np.ndarray:
+    state = _state(col)
+    vectors = np.asarray(col.layer_vectors(layer), dtype=np.float32)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = faiss_index.normalize(queries) @ unit.T
+    scores[:, np.asarray(state.keys) < 0] = -np.inf
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def test_rows_file_follows_commits_replaces_and_deletes(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    vectors = _add(col, 0, 4, passages_each=2)
+    _add(col, 0, 1, seed=1, replace=True)  # d0 re-encoded: its two old rows die
+    assert col.delete_documents(["d2"]) == 1
+    keys = np.asarray(_state(col).keys)
+    names = col.document_names()
+    assert [names.get(k, "-") for k in keys.tolist()] == ["-", "-", "d1", "d1", "-", "-", "d3", "d3", "d0"]
+    np.testing.assert_array_equal(_state(col).live, np.sort(col.live_rows()))
+    norms = np.asarray(_state(col).norms)
+    np.testing.assert_allclose(norms[:8], np.linalg.norm(vectors, axis=2), rtol=1e-6)
+
+
+def test_writer_cuts_crash_leftovers_and_remakes_a_rows_file_that_missed_a_delete(tmp_path, monkeypatch):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 5)
+    rowmap.row_file(col).append(np.full((3, 1), 7, np.int64))  # rows appended, then killed before the commit
+    rowmap.norm_file(col).append(np.ones((2, 3), np.float32))
+    with monkeypatch.context() as m:
+        m.setattr(rowmap, "mark_dead", lambda *a: None)  # killed between a delete's commit and its marks
+        col.delete_documents(["d1"])
+    assert 1 in _state(col).live  # not yet repaired: searches drop it when its passage is gone
+    assert col.prepare_write() == 5
+    assert rowmap.row_file(col).rows_on_disk() == 5 and rowmap.norm_file(col).rows_on_disk() == 5
+    assert _state(col).live.tolist() == [0, 2, 3, 4]
+
+
+def test_reader_of_an_older_collection_maps_rows_from_the_database(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 3)
+    col.delete_documents(["d0"])
+    rowmap.row_file(col).path.unlink()
+    rowmap.norm_file(col).path.unlink()
+    state = _state(col)
+    assert state.live.tolist() == [1, 2] and state.norms is None
+    queries = np.random.default_rng(5).normal(size=(2, 16)).astype(np.float32)
+    _, rows = ExactIndex(col, layer_views(3)[1], state).search(queries, 2)
+    np.testing.assert_array_equal(rows, _brute(col, 1, queries, 2))
+    col.prepare_write()  # the first writer makes both files
+    assert rowmap.row_file(col).rows_on_disk() == 3 and rowmap.norm_file(col).rows_on_disk() == 3
+
+
+def test_exact_search_over_mapped_files_equals_brute_force_and_skips_dead_rows(tmp_path, monkeypatch):
+    from layerwise.storage import exact
+
+    monkeypatch.setattr(exact, "CHUNK", 64)  # several blocks
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 300)
+    col.delete_documents([f"d{i}" for i in range(0, 300, 3)])
+    queries = np.random.default_rng(9).normal(size=(5, 16)).astype(np.float32)
+    scores, rows = ExactIndex(col, layer_views(3)[2], _state(col)).search(queries, 20)
+    np.testing.assert_array_equal(rows, _brute(col, 2, queries, 20))
+    assert not np.isin(rows, np.arange(0, 300, 3)).any() and np.all(np.diff(scores, axis=1) <= 0)
+
+
+def _centroids(index) -> np.ndarray:
+    return index.quantizer.reconstruct_n(0, index.nlist)
+
+
+def test_ivf_views_remove_and_add_ids_in_place(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    col.set_index_type("ivf")
+    _add(col, 0, 1500)
+    update_all(col)
+    view = layer_views(3, "ivf")[0]
+    path = col.index_path(view.name)
+    trained = _centroids(faiss_index.read(path))
+    col.delete_documents([f"d{i}" for i in range(100)])
+    _add(col, 1500, 50, seed=3)
+    assert ann.update(col, view, _state(col)) == "updated"
+    index = faiss_index.read(path)
+    np.testing.assert_array_equal(np.sort(faiss_index.ids(index)), _state(col).live)
+    np.testing.assert_array_equal(_centroids(index), trained)  # same centroids: not rebuilt
+    assert ann.update(col, view, _state(col)) == "kept"
+
+
+def test_hnsw_skips_dead_ids_with_an_id_selector_until_10_percent_are_dead(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    col.set_index_type("hnsw")
+    vectors = _add(col, 0, 200)
+    update_all(col)
+    view = layer_views(3, "hnsw")[1]
+    col.delete_documents(["d5", "d6"])
+    assert ann.update(col, view, _state(col)) == "kept"  # the graph keeps dead ids
+    assert len(faiss_index.ids(faiss_index.read(col.index_path(view.name)))) == 200
+    col.mark_indexed()
+    searcher = Searcher(col, lambda _: None)
+    index = searcher.index(view)
+    assert index.kind == "hnsw"
+    _, rows = index.search(vectors[[5, 6], 1], 10)
+    assert not np.isin(rows, [5, 6]).any() and (rows >= 0).all()  # still 10 results each
+    unfiltered = faiss_index.search(index.index, vectors[[5, 6], 1], 1)[1]
+    assert unfiltered[:, 0].tolist() == [5, 6]  # without the selector the dead rows come first
+    col.delete_documents([f"d{i}" for i in range(10, 40)])
+    assert ann.update(col, view, _state(col)) == "built"
+    np.testing.assert_array_equal(np.sort(faiss_index.ids(faiss_index.read(col.index_path(view.name)))), _state(col).live)
+
+
+def _fake_encoder(vectors: np.ndarray):
+    class Fake:
+        identity = IDENTITY
+
+        def encode(self, texts, layers=None, progress=False):
+            layers = tuple(layers or range(3))
+            return LayerEmbeddings(vectors[: len(texts)][:, list(layers)], layers, IDENTITY)
+
+    return Fake()
+
+
+def test_a_warm_search_reads_only_the_top_k_passages_in_one_query(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    vectors = _add(col, 0, 500)
+    update_all(col)
+    searcher = Searcher(col, lambda _: _fake_encoder(vectors[7:8]))
+    statements: list[str] = []
+    event.listen(col.store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    hits = searcher.search("q", ["-1"], k=5).hits()
+    assert [h.doc_id for h in hits][0] == "d7" and len(hits) == 5
+    assert len(statements) == 1 and "IN (" in statements[0] and "ORDER BY" not in statements[0]
+
+
+def _exact_top(col: Collection, queries: np.ndarray) -> list[list[tuple[str, float]]]:
+    searcher = Searcher(col, lambda _: None)
+    names = searcher.doc_ids
+    out = []
+    for view in all_views(col):
+        scores, rows = ExactIndex(col, view, searcher.row_map).search(queries, 10)
+        keys = searcher.row_map(rows)
+        out += [[(names[k], round(float(s), 5)) for k, s in zip(ks, ss)] for ks, ss in zip(keys.tolist(), scores.tolist())]
+    return out
+
+
+def test_compact_drops_dead_rows_and_keeps_every_result(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    col.set_index_type("ivf")
+    _add(col, 0, 1400, passages_each=1)
+    col.delete_documents([f"d{i}" for i in range(0, 1400, 4)])
+    update_all(col)
+    queries = np.random.default_rng(2).normal(size=(4, 16)).astype(np.float32)
+    before = _exact_top(col, queries)
+    report = compaction.compact(col, all_views(col))
+    assert (report.rows_before, report.rows_after) == (1400, 1050) and report.bytes_after < report.bytes_before
+    assert col.vector_rows() == 1050 and _state(col).live.tolist() == list(range(1050))
+    assert _exact_top(col, queries) == before
+    ids = faiss_index.ids(faiss_index.read(col.index_path("layer0")))
+    np.testing.assert_array_equal(np.sort(ids), np.arange(1050))
+    update_all(col)
+    assert checking.check(col).ok
+    with col.store.sessions() as s:
+        rows, _ = bm25.search(s, col.id, "text 1399", 1)
+    assert col.passages(rows.tolist())[int(rows[0])].doc_id == "d1399"
+
+
+@pytest.mark.parametrize("crash_after", ["journal", "database"])
+def test_an_interrupted_compaction_is_undone_or_finished_by_the_next_writer(tmp_path, monkeypatch, crash_after):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 60)
+    col.delete_documents([f"d{i}" for i in range(0, 60, 2)])
+    queries = np.random.default_rng(4).normal(size=(3, 16)).astype(np.float32)
+    before = _exact_top(col, queries)
+
+    def crash(*_a, **_k):
+        raise KeyboardInterrupt  # stands for SIGKILL at this point (the integration test kills for real)
+
+    monkeypatch.setattr(compaction, "_renumber_database" if crash_after == "journal" else "_finish", crash)
+    with pytest.raises(KeyboardInterrupt):
+        compaction.compact(col, all_views(col))
+    monkeypatch.undo()
+    assert compaction.journal_path(col).exists()
+    col.prepare_write()
+    assert not compaction.journal_path(col).exists() and not list(col.dir.rglob("*.compact"))
+    assert col.vector_rows() == (60 if crash_after == "journal" else 30)
+    assert _exact_top(col, queries) == before
