@@ -17,7 +17,7 @@ from layerwise.errors import LayerSpecError, UsageError, ViewNotFound
 from layerwise.layers import Fusion, Lexical, Mix, Named, Selection, ViewSpec
 from layerwise.storage.collection import Collection
 from layerwise.storage.schema import ViewRow
-from layerwise.storage.views import View, all_views, layer_views, stored_specs
+from layerwise.storage.views import View, all_views, layer_views
 
 BM25 = grammar.BM25
 STORED = "stored"  # every stored view (evaluation's default list uses it)
@@ -41,9 +41,9 @@ class Plan:
         self.fusions: dict[str, FusionStep] = {}
         self.bm25 = False
         self.requested: list[str] = []
-        rows = collection.stored_views() if stored is None else stored  # one read, or the searcher's
-        self._views = {v.name: v for v in all_views(collection, rows)}
-        self._stored = stored_specs(collection, rows)
+        stored = collection.stored_views() if stored is None else stored  # one read serves the dense views and the stored specs
+        self._views = {v.name: v for v in all_views(collection, stored)}
+        self._stored = {v.name: v.spec for v in stored}
         for spec in specs:
             self.add(spec)
 
