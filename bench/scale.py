@@ -8,10 +8,11 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
   titles, STS-B and (to fill up) consecutive SciFact sentence pairs.
 - index100k: `layerwise index` of that corpus (the encoder, every layer stored,
   the default index type), timed, peak RSS.
-- build1m: 1,000,000 passages written through `Collection.commit_batch` (the same
-  append path, no encoder): each of the 100k real vectors and 9 perturbed copies
-  (v + 0.5 |v| g / sqrt(d), g ~ N(0, I) per layer, rescaled to |v|), then every
-  view's index built (IVF-PQ at this size), each timed, peak RSS.
+- build100k, build1m: 100,000 and 1,000,000 passages written through
+  `Collection.commit_batch` (the same append path, no encoder): the real vectors
+  of index100k, then perturbed copies of them (v + 0.7 |v| g / sqrt(d),
+  g ~ N(0, I) per layer, rescaled to |v|: cosine ~0.82 to the original) up to
+  the size, then every view's index built (IVF-PQ at these sizes), each timed, peak RSS.
 - measure: a long-running searcher over each collection: warm p50/p99 of one view
   and of all 7 (query encoding included), its RSS; ANN recall@10 of every layer
   against exact search over the same rows (200 SciFact queries as queries);
@@ -46,8 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 if not DATA.exists():
     DATA = Path("/work/shared/data")
-SIGMA = 0.5
-COPIES = 10
+SIGMA = 0.7
 QUERIES = 200
 
 
@@ -121,8 +121,8 @@ def status() -> dict[str, float]:
     return fields
 
 
-def build_1m(home: str, source_home: str, name: str = "s1m", copies: int = COPIES) -> dict[str, Any]:
-    """Write COPIES perturbed copies of every real vector through commit_batch, then build every view, timed."""
+def build(home: str, source_home: str, name: str, total: str) -> dict[str, Any]:
+    """Write the real vectors and perturbed copies of them (total rows) through commit_batch, then build every view, timed."""
     from layerwise.storage import ann
     from layerwise.storage.collection import Store
     from layerwise.storage.rowmap import RowState
@@ -132,22 +132,24 @@ def build_1m(home: str, source_home: str, name: str = "s1m", copies: int = COPIE
     source = Store(home=source_home).open("s100k")
     texts = source.passage_spans()
     rows, doc_ids = texts[0], texts[1]
-    info = source.passages(rows.tolist()[:0])  # (kept for symmetry; texts are read below in blocks)
-    del info
     layers = [source.layer_vectors(i) for i in range(source.num_states)]
     target_store = Store(home=home)
     target = target_store.create(name, source.identity)
     rng = np.random.default_rng(0)
     started = time.perf_counter()
+    wanted, written = int(total), 0
     with target.writing():
         target.prepare_write()
-        for copy in range(copies):
+        for copy in range(-(-wanted // len(rows))):
             for start in range(0, len(rows), 10_000):
-                part = rows[start : start + 10_000]
+                part = rows[start : start + min(10_000, wanted - written)]
+                if not len(part):
+                    break
+                written += len(part)
                 details = source.passages(part.tolist())
                 raw = np.stack([np.asarray(m[part], dtype=np.float32) for m in layers], axis=1)  # (n, 7, d)
                 vectors = raw if copy == 0 else perturb(raw, rng)
-                docs = [Document(f"{doc_ids[start + i]}-{copy}", "", details[int(r)].text) for i, r in enumerate(part)]
+                docs = [Document(f"r{int(r)}-{copy}", "", details[int(r)].text) for r in part]
                 passages = [[Passage(0, d.text, 0, len(d.text))] for d in docs]
                 target.commit_batch(docs, passages, vectors)
         appended = time.perf_counter() - started
@@ -158,7 +160,8 @@ def build_1m(home: str, source_home: str, name: str = "s1m", copies: int = COPIE
             ann.update(target, view, state, rebuild=True)
             builds[view.name] = time.perf_counter() - t0
         target.mark_indexed()
-    return {"append_seconds": appended, "build_seconds": builds, "rss": status(), "passages": len(rows) * copies}
+    return {"append_seconds": appended, "build_seconds": builds, "rss": status(), "passages": written, "real_passages": len(rows),
+            "sigma": SIGMA}
 
 
 def perturb(raw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -323,7 +326,7 @@ def disk(home: str, name: str) -> dict[str, Any]:
 
 
 def run_step(name: str, args: list[str]) -> None:
-    result = {"build1m": lambda: build_1m(*args), "measure": lambda: measure(*args), "churn": lambda: churn(*args),
+    result = {"build": lambda: build(*args), "measure": lambda: measure(*args), "churn": lambda: churn(*args),
               "peer": lambda: peer(*args), "disk": lambda: disk(*args)}[name]()
     print(json.dumps(result))
 
@@ -341,7 +344,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="/work/scale-data")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
-    parser.add_argument("--stages", default="corpus,index100k,measure100k,build1m,measure1m,churn,peer")
+    parser.add_argument("--stages", default="corpus,index100k,build100k,measure100k,build1m,measure1m,churn,peer")
     parser.add_argument("--index-extra", default="", help="extra arguments for `layerwise index` at 100k, e.g. '--dtype bf16'")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
@@ -350,7 +353,7 @@ def main() -> None:
         return
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
-    h100, h1m = str(data / "home100k"), str(data / "home1m")
+    h100, h1m = str(data / "home100k"), str(data / "home1m")  # home100k: the real encodings; home100kp: 100k built from them
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for stage in args.stages.split(","):
         results.setdefault(stage, {})["machine_before"] = machine()
@@ -368,13 +371,14 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
         seconds, rss, out = child(cli("index", str(data / "corpus100k.jsonl"), "-c", "s100k", "--home", h100, "--json", *index_extra))
         return {"extra": index_extra, "seconds": seconds, "peak_rss_mb": rss, "summary": json.loads(out), "disk": step("disk", h100, "s100k")[2]}
     if stage in ("measure100k", "measure1m"):
-        home, name = (h100, "s100k") if stage == "measure100k" else (h1m, "s1m")
+        home, name = (h100 + "p", "p100k") if stage == "measure100k" else (h1m, "s1m")
         seconds, rss, found = step("measure", home, name)
         return {**found, "peak_rss_mb": rss, "cold_cli_one_view": cold_cli(home, name, "-1"), "cold_cli_all": cold_cli(home, name, "all"),
                 "disk": step("disk", home, name)[2]}
-    if stage == "build1m":
-        seconds, rss, found = step("build1m", h1m, h100)
-        return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", h1m, "s1m")[2]}
+    if stage in ("build100k", "build1m"):
+        home, name, total = (h100 + "p", "p100k", "100000") if stage == "build100k" else (h1m, "s1m", "1000000")
+        seconds, rss, found = step("build", home, h100, name, total)
+        return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", home, name)[2]}
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")
         return {**found, "peak_rss_mb": rss}
