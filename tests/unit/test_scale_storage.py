@@ -214,3 +214,17 @@ def test_an_interrupted_compaction_is_undone_or_finished_by_the_next_writer(tmp_
     assert not compaction.journal_path(col).exists() and not list(col.dir.rglob("*.compact"))
     assert col.vector_rows() == (60 if crash_after == "journal" else 30)
     assert _exact_top(col, queries) == before
+
+
+def test_info_reports_bytes_per_passage_of_vectors_row_files_ann_and_database(tmp_path):
+    from layerwise.storage.report import describe
+
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 1200)
+    col.set_index_type("ivfpq")
+    update_all(col)
+    info = describe(col)
+    per = info["bytes_per_passage"]
+    assert per["vector"] == 3 * 16 * 4 and per["row_file"] == 8 + 3 * 4
+    assert 0 < per["index"] < per["vector"]  # 2-byte PQ codes and an id per row, plus centroids and codebooks
+    assert info["database_bytes"] > 0 and per["database (whole file)"] > 0

@@ -51,7 +51,7 @@ def _bytes(collection: Collection, passages: int) -> dict[str, Any]:
     per = {k.removesuffix("_bytes"): round(v / passages, 1) for k, v in sizes.items()} if passages else {}
     if database is not None:
         sizes["database_bytes"] = database
-        per["database (whole file, all collections)"] = round(database / passages, 1) if passages else 0
+        per["database (whole file)"] = round(database / passages, 1) if passages else 0
     return {**sizes, "bytes_per_passage": per}
 
 
