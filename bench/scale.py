@@ -48,7 +48,7 @@ DATA = ROOT.parent / "shared" / "data"
 if not DATA.exists():
     DATA = Path("/work/shared/data")
 SIGMA = 0.7
-QUERIES = 200
+QUERIES = 100
 
 
 def machine() -> dict[str, Any]:
@@ -135,6 +135,7 @@ def build(home: str, source_home: str, name: str, total: str) -> dict[str, Any]:
     layers = [source.layer_vectors(i) for i in range(source.num_states)]
     target_store = Store(home=home)
     target = target_store.create(name, source.identity)
+    target.set_index_type("auto")  # a new collection's default is flat; auto is IVF-PQ from 50k passages
     rng = np.random.default_rng(0)
     started = time.perf_counter()
     wanted, written = int(total), 0
@@ -162,6 +163,26 @@ def build(home: str, source_home: str, name: str, total: str) -> dict[str, Any]:
         target.mark_indexed()
     return {"append_seconds": appended, "build_seconds": builds, "rss": status(), "passages": written, "real_passages": len(rows),
             "sigma": SIGMA}
+
+
+def build_indices(home: str, name: str, kind: str) -> dict[str, Any]:
+    """Build every view's index of an existing collection from its stored vectors, each timed."""
+    from layerwise.storage import ann
+    from layerwise.storage.collection import Store
+    from layerwise.storage.rowmap import RowState
+    from layerwise.storage.views import all_views
+
+    collection = Store(home=home).open(name)
+    builds = {}
+    with collection.writing():
+        collection.set_index_type(kind)
+        state = RowState(collection, collection.vector_rows())
+        for view in all_views(collection):
+            t0 = time.perf_counter()
+            ann.update(collection, view, state, rebuild=True)
+            builds[view.name] = time.perf_counter() - t0
+        collection.mark_indexed()
+    return {"kind": kind, "build_seconds": builds, "rss": status()}
 
 
 def perturb(raw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -332,13 +353,13 @@ def disk(home: str, name: str) -> dict[str, Any]:
 
 
 def run_step(name: str, args: list[str]) -> None:
-    result = {"build": lambda: build(*args), "measure": lambda: measure(*args), "churn": lambda: churn(*args),
+    result = {"build": lambda: build(*args), "index": lambda: build_indices(*args), "measure": lambda: measure(*args), "churn": lambda: churn(*args),
               "peer": lambda: peer(*args), "disk": lambda: disk(*args)}[name]()
     print(json.dumps(result))
 
 
 # -- orchestration -----------------------------------------------------------------------------------
-def cold_cli(home: str, name: str, view: str, reps: int = 3) -> dict[str, Any]:
+def cold_cli(home: str, name: str, view: str, reps: int = 2) -> dict[str, Any]:
     times = []
     for q in queries(reps):
         seconds, rss, _ = child(cli("search", name, q, "--view", view, "--home", home, "--json"))
@@ -385,6 +406,9 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
         home, name, total = (h100 + "p", "p100k", "100000") if stage == "build100k" else (h1m, "s1m", "1000000")
         seconds, rss, found = step("build", home, h100, name, total)
         return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", home, name)[2]}
+    if stage == "index1m":
+        seconds, rss, found = step("index", h1m, "s1m", "auto")
+        return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", h1m, "s1m")[2]}
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")
         return {**found, "peak_rss_mb": rss}
