@@ -165,8 +165,8 @@ def build(home: str, source_home: str, name: str, total: str) -> dict[str, Any]:
             "sigma": SIGMA}
 
 
-def build_indices(home: str, name: str, kind: str) -> dict[str, Any]:
-    """Build every view's index of an existing collection from its stored vectors, each timed."""
+def build_indices(home: str, name: str, kind: str, resume: str = "") -> dict[str, Any]:
+    """Build every view's index of an existing collection from its stored vectors, each timed (resume: only missing ones)."""
     from layerwise.storage import ann
     from layerwise.storage.collection import Store
     from layerwise.storage.rowmap import RowState
@@ -179,8 +179,8 @@ def build_indices(home: str, name: str, kind: str) -> dict[str, Any]:
         state = RowState(collection, collection.vector_rows())
         for view in all_views(collection):
             t0 = time.perf_counter()
-            ann.update(collection, view, state, rebuild=True)
-            builds[view.name] = time.perf_counter() - t0
+            done = ann.update(collection, view, state, rebuild=not resume)
+            builds[view.name] = time.perf_counter() - t0 if done == "built" else None
         collection.mark_indexed()
     return {"kind": kind, "build_seconds": builds, "rss": status()}
 
@@ -407,7 +407,7 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
         seconds, rss, found = step("build", home, h100, name, total)
         return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", home, name)[2]}
     if stage == "index1m":
-        seconds, rss, found = step("index", h1m, "s1m", "auto")
+        seconds, rss, found = step("index", h1m, "s1m", "auto", *(["resume"] if os.environ.get("SCALE_RESUME") else []))
         return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", h1m, "s1m")[2]}
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")

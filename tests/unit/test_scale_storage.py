@@ -228,3 +228,17 @@ def test_info_reports_bytes_per_passage_of_vectors_row_files_ann_and_database(tm
     assert per["vector"] == 3 * 16 * 4 and per["row_file"] == 8 + 3 * 4
     assert 0 < per["index"] < per["vector"]  # 2-byte PQ codes and an id per row, plus centroids and codebooks
     assert info["database_bytes"] > 0 and per["database (whole file)"] > 0
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq", "hnsw"])
+def test_readers_open_ann_files_memory_mapped_and_search_them(tmp_path, kind):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    col.set_index_type(kind)
+    vectors = _add(col, 0, 1100)
+    update_all(col)
+    index = Searcher(col, lambda _: None).index(layer_views(3, kind)[2])
+    assert index.kind == kind
+    if kind != "hnsw":  # the inverted lists stay on disk, mapped
+        assert type(faiss_index._faiss().downcast_InvertedLists(index.index.invlists)).__name__ == "OnDiskInvertedLists"
+    _, rows = index.search(vectors[:5, 2], 1)
+    assert rows[:, 0].tolist() == [0, 1, 2, 3, 4]

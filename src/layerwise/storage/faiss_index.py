@@ -209,11 +209,22 @@ def read(path: Path, collection: str = "COLLECTION", mmap: bool = False) -> Any:
         raise CorruptIndex(f"index file {path} is missing: run `layerwise check {collection} --repair` to rebuild it")
     faiss = _faiss()
     try:
-        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC if mmap else 0)
+        return faiss.read_index(str(path), _mmap_flag(path) if mmap else 0)
     except RuntimeError:
         raise CorruptIndex(
             f"index file {path} is corrupt or truncated: run `layerwise check {collection} --repair` to rebuild it"
         ) from None
+
+
+def _mmap_flag(path: Path) -> int:
+    """IO_FLAG_MMAP maps an IVF's inverted lists; an ID-mapped index (HNSW here) maps its flat storage (IO_FLAG_MMAP_IFC).
+
+    The two flags cannot be combined, so the file's first four bytes (FAISS's type code) choose.
+    """
+    faiss = _faiss()
+    with open(path, "rb") as f:
+        wrapped = f.read(4) in (b"IxM2", b"IxMp")
+    return faiss.IO_FLAG_MMAP_IFC if wrapped else faiss.IO_FLAG_MMAP
 
 
 def search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
