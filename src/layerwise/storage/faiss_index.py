@@ -15,10 +15,11 @@ Index types (``--index``), following the FAISS guidelines:
   10% of its ids are dead, when the next update rebuilds it.
 - ``ivf``: inverted lists of full vectors, K = 8 sqrt(N) centroids (inside the
   guideline's 4 sqrt(N)..16 sqrt(N)), trained on a sample of at most 64 K
-  vectors, nprobe = K/16. Ids are removed and added in place.
+  vectors, nprobe = K/8. Ids are removed and added in place.
 - ``ivfpq``: inverted lists of product-quantised codes (d/8 bytes a vector),
-  K = sqrt(N), nprobe = K/16, then exact rescoring of the candidates from the raw
-  vectors: no second copy of the vectors. Ids are removed and added in place.
+  K = sqrt(N), nprobe = K/8, then exact rescoring of max(4n, 256) candidates
+  from the raw vectors: no second copy of the vectors. Ids are removed and
+  added in place.
 - ``auto``: ``flat`` below 50,000 vectors, ``ivfpq`` from there on.
 """
 
@@ -107,8 +108,13 @@ def empty(kind: str, d: int, n: int, sample: np.ndarray) -> Any:
         index.pq.cp.niter = 10  # FAISS's 25 iterations cost 2.5x the time for no measurable recall here
         index.cp.niter = 10
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
-    index.nprobe = max(1, nlist // 16)
+    index.nprobe = nprobe_for(nlist)
     return index
+
+
+def nprobe_for(nlist: int) -> int:
+    """Lists an IVF search visits: K/8 (K/16 missed 2-3 points of recall@10 at 1 M passages)."""
+    return max(1, nlist // 8)
 
 
 def add(index: Any, ids: np.ndarray, unit: np.ndarray) -> None:
