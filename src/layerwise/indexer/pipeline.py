@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from layerwise.indexer.encoder import Encoder
 from layerwise.indexer.inputs import Document, InputReport
-from layerwise.indexer.passages import Splitter
+from layerwise.indexer.passages import Passage, Splitter
 from layerwise.storage.collection import Collection
 
 
@@ -28,6 +31,25 @@ class IndexSummary:
     passages: int = 0
     seconds: float = 0.0
     indices: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase: split, encode, store, indices
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the time spent inside the block to phase ``name``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
+
+
+def encode_passages(encoder: Encoder, passages: Sequence[Passage]) -> np.ndarray:
+    """Vectors (n, states, d) of passages: from the splitter's token ids when every passage has
+    them (no second tokenisation), else from their texts."""
+    token_ids = [getattr(p, "token_ids", ()) for p in passages]
+    if passages and all(token_ids):
+        return encoder.encode_ids(token_ids).vectors
+    return encoder.encode([p.text for p in passages]).vectors
 
 
 def plan(documents: Sequence[Document], existing: dict[str, str], report: InputReport) -> list[Document]:
@@ -81,10 +103,13 @@ def _index_locked(
     splitter = Splitter(encoder.tokenizer, encoder.max_tokens, collection.overlap, collection.max_passages)
     bar = tqdm(total=len(todo), unit="doc", desc=f"indexing {collection.name}", disable=not progress)
     for chunk in batched(todo, batch_docs):
-        passages = splitter.split_many([d.title for d in chunk], [d.text for d in chunk])
-        vectors = encoder.encode([p.text for ps in passages for p in ps]).vectors  # (n, states, d)
+        with summary.phase("split"):
+            passages = splitter.split_many([d.title for d in chunk], [d.text for d in chunk])
+        with summary.phase("encode"):
+            vectors = encode_passages(encoder, [p for ps in passages for p in ps])  # (n, states, d)
         replaced = [d.doc_id for d in chunk if d.doc_id in existing]
-        collection.commit_batch(chunk, passages, vectors, replace=replaced)
+        with summary.phase("store"):
+            collection.commit_batch(chunk, passages, vectors, replace=replaced)
         summary.updated += len(replaced)
         summary.added += len(chunk) - len(replaced)
         summary.passages += len(vectors)
@@ -94,6 +119,7 @@ def _index_locked(
         present = {d.doc_id for d in documents}
         summary.removed = collection.delete_documents([d for d in existing if d not in present])
     if collection.indices_stale() or not collection.index_path("layer0").exists():
-        summary.indices = rebuild_all(collection, progress)
+        with summary.phase("indices"):
+            summary.indices = rebuild_all(collection, progress)
     summary.seconds = time.perf_counter() - started
     return summary
