@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from layerwise.errors import CollectionExists, CollectionNotFound, CorruptIndex, ModelMismatch
-from layerwise.indexer.inputs import Document
-from layerwise.indexer.model import ModelIdentity
-from layerwise.indexer.passages import Passage
+from layerwise.types import Document
+from layerwise.types import ModelIdentity
+from layerwise.types import Passage
 from layerwise.storage import faiss_index
 from layerwise.storage.collection import Store
 from layerwise.storage.vectors import VectorFile
@@ -82,7 +82,8 @@ def test_index_round_trip_and_corrupt_file(tmp_path):
 
 def test_index_stays_on_the_cpu_without_faiss_gpus():
     index = faiss_index.build(np.arange(3), np.eye(3, 4, dtype=np.float32))
-    assert faiss_index.on_device(index, "cuda", gpus=0) is index
+    hnsw = faiss_index.build(np.arange(3), np.eye(3, 4, dtype=np.float32), "hnsw")
+    assert faiss_index.on_device(hnsw, "cuda", gpus=0) is hnsw  # only flat indices have a torch path
     assert faiss_index.on_device(index, "cpu", gpus=1) is index
 
 

@@ -3,7 +3,6 @@
 import numpy as np
 
 from layerwise.storage import faiss_index
-from layerwise.storage.torch_flat import TorchFlatIndex
 
 
 def _index(n=500, d=24, seed=3):
@@ -16,7 +15,7 @@ def _index(n=500, d=24, seed=3):
 def test_same_ids_and_scores_as_faiss():
     index, queries = _index()
     expected_scores, expected_ids = faiss_index.search(index, queries, 10)
-    torch_index = TorchFlatIndex.from_faiss(index, "cpu")
+    torch_index = faiss_index.torch_flat(index, "cpu")
     scores, ids = faiss_index.search(torch_index, queries, 10)
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
@@ -25,7 +24,7 @@ def test_same_ids_and_scores_as_faiss():
 
 def test_k_past_the_end_pads_with_minus_one():
     index, queries = _index(n=3)
-    scores, ids = TorchFlatIndex.from_faiss(index, "cpu").search(faiss_index.normalize(queries), 5)
+    scores, ids = faiss_index.torch_flat(index, "cpu").search(faiss_index.normalize(queries), 5)
     assert (ids[:, 3:] == -1).all() and (ids[:, :3] >= 0).all() and np.isneginf(scores[:, 3:]).all()
 
 

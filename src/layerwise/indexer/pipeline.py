@@ -13,11 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from layerwise.indexer.encoder import Encoder
-from layerwise.indexer.inputs import Document, InputReport
-from layerwise.indexer.passages import Passage, Splitter
+from layerwise.indexer.inputs import InputReport
+from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
+from layerwise.storage.views import rebuild_all
+from layerwise.types import Document, Passage
 
 
 @dataclass
@@ -46,7 +49,7 @@ class IndexSummary:
 def encode_passages(encoder: Encoder, passages: Sequence[Passage]) -> np.ndarray:
     """Vectors (n, states, d) of passages: from the splitter's token ids when every passage has
     them (no second tokenisation), else from their texts."""
-    token_ids = [getattr(p, "token_ids", ()) for p in passages]
+    token_ids = [p.token_ids for p in passages]
     if passages and all(token_ids):
         return encoder.encode_ids(token_ids).vectors
     return encoder.encode([p.text for p in passages]).vectors
@@ -92,10 +95,6 @@ def _index_locked(
     collection: Collection, encoder: Encoder, documents: Sequence[Document], report: InputReport,
     sync: bool, batch_docs: int, progress: bool, started: float,
 ) -> IndexSummary:
-    from tqdm.auto import tqdm
-
-    from layerwise.search.views import rebuild_all
-
     collection.prepare_write()
     existing = collection.document_hashes()
     todo = plan(documents, existing, report)

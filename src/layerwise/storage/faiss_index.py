@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from layerwise.errors import CorruptIndex, UsageError
+from layerwise.storage.torch_flat import TorchFlatIndex
 
 
 def _faiss() -> Any:
@@ -91,10 +92,14 @@ def on_device(index: Any, device: str, gpus: int | None = None) -> Any:
     if available >= 1:
         return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     if kind_of(index) == "flat":
-        from layerwise.storage.torch_flat import TorchFlatIndex
-
-        return TorchFlatIndex.from_faiss(index, "cuda")
+        return torch_flat(index, "cuda")
     return index
+
+
+def torch_flat(index: Any, device: str) -> TorchFlatIndex:
+    """A flat ``IndexIDMap2`` (as ``build`` makes it) copied to ``device`` for torch search."""
+    vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+    return TorchFlatIndex(vectors, ids(index), device)
 
 
 def ids(index: Any) -> np.ndarray:

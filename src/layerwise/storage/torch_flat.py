@@ -11,24 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 
 class TorchFlatIndex:
     """The vectors (n, d) and ids (n,) of a flat index, searched with torch on ``device``."""
 
-    def __init__(self, vectors: np.ndarray, ids: np.ndarray, device: str | torch.device) -> None:
+    def __init__(self, vectors: np.ndarray, ids: np.ndarray, device: Any) -> None:
+        import torch  # lazily: storage is on the start-up path of commands that never search on a GPU
+
         self.vectors = torch.as_tensor(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)  # (n, d)
         self.ids = np.asarray(ids, dtype=np.int64)  # (n,)
         self.device = self.vectors.device
-
-    @classmethod
-    def from_faiss(cls, index: Any, device: str | torch.device) -> "TorchFlatIndex":
-        """Copy a flat ``IndexIDMap2`` (as faiss_index.build makes it) to ``device``."""
-        from layerwise.storage import faiss_index
-
-        vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
-        return cls(vectors, faiss_index.ids(index), device)
 
     @property
     def ntotal(self) -> int:
@@ -38,9 +31,10 @@ class TorchFlatIndex:
     def d(self) -> int:
         return int(self.vectors.shape[1])
 
-    @torch.inference_mode()
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and ids (q, k) of the k best rows for unit queries (q, d); id -1 pads past ntotal."""
+        import torch
+
         q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(self.device)  # (q, d)
         found = min(k, self.ntotal)
         top = torch.topk(q @ self.vectors.T, found, dim=1)  # values, indices (q, found)
