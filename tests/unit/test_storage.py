@@ -100,3 +100,14 @@ def test_ivf_and_hnsw_find_exact_neighbours_mostly():
         assert faiss_index.kind_of(index) == kind
         _, ids = faiss_index.search(index, vectors[:50], 1)
         assert (ids[:, 0] == np.arange(50)).mean() >= 0.9
+
+
+def test_parallel_index_builds_are_bounded_by_views_cores_and_memory(monkeypatch):
+    from layerwise.storage import views
+
+    monkeypatch.setattr(views.os, "cpu_count", lambda: 16)
+    assert views.build_workers(7, 5_000, 384) == 7
+    assert views.build_workers(7, 200_000, 384) == 1  # 920 MB a view: one at a time
+    assert views.build_workers(7, 50_000, 384) == 2
+    monkeypatch.setattr(views.os, "cpu_count", lambda: 2)
+    assert views.build_workers(7, 5_000, 384) == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -132,9 +133,20 @@ class Encoder:
         """Pooled vectors of the given hidden states (default: all) for each text, in input order."""
         wanted = self.states(layers)
         if len(texts) == 1 and self.query_graphs:
-            vectors = self.graphs.encode(self.tokenize(texts)[0], wanted)[None]  # (1, k, d)
-            return LayerEmbeddings(vectors, wanted, self.identity)
+            vectors = self._graph_encode(texts[0], wanted)
+            if vectors is not None:
+                return LayerEmbeddings(vectors, wanted, self.identity)
         return self._run(len(texts), self._text_batches(texts), wanted, progress)
+
+    def _graph_encode(self, text: str, wanted: tuple[int, ...]) -> np.ndarray | None:
+        """Vectors (1, k, d) of one text from a CUDA graph; None (and eager from then on) where the
+        model cannot be captured."""
+        try:
+            return self.graphs.encode(self.tokenize([text])[0], wanted)[None]  # (1, k, d)
+        except RuntimeError as exc:
+            warnings.warn(f"CUDA graph capture failed, queries run eagerly: {exc}", RuntimeWarning, stacklevel=3)
+            self.query_graphs = False
+            return None
 
     def encode_ids(
         self, token_ids: Sequence[Sequence[int]], layers: Sequence[int] | None = None, progress: bool = False
@@ -295,8 +307,6 @@ def quantized(model: torch.nn.Module, method: str, device: torch.device) -> torc
         raise UsageError(f"unknown quantisation '{method}': use int8")
     if device.type != "cpu":
         raise UsageError("--quantize int8 runs on the CPU only: use --device cpu, or --dtype bf16/fp16 on a GPU")
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic

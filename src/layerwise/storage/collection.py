@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, select, text
+from sqlalchemy import create_engine, delete, event, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -240,27 +240,25 @@ class Collection:
         start = self.vector_rows()
         for layer in range(self.num_states):
             self.vector_file(layer).append(vectors[:, layer])
-        rows = iter(range(start, start + len(vectors)))
         with self.store.sessions.begin() as s:
             self._delete_documents(s, replace)
-            s.add_all(self._document_rows(docs, passages, rows))
-            s.flush()
+            self._insert_rows(s, docs, passages, start)
             self._set(s, vector_rows=start + len(vectors), indices_stale=True)
             self._after_insert(s, start, [p for ps in passages for p in ps])
         self.forget_rows()
 
-    def _document_rows(self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], rows: Any) -> list[DocumentRow]:
-        out = []
-        for doc, parts in zip(docs, passages):
-            row = DocumentRow(collection_id=self.id, doc_id=doc.doc_id, title=doc.title, text=doc.text,
-                              content_hash=doc.content_hash, meta=_jsonable(doc.metadata))
-            row.passages = [
-                PassageRow(collection_id=self.id, ordinal=p.ordinal, row=next(rows), char_start=p.char_start,
-                           char_end=p.char_end, text=p.text)
-                for p in parts
-            ]
-            out.append(row)
-        return out
+    def _insert_rows(self, session: Session, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], start: int) -> None:
+        """Documents, then their passages at vector rows start.., as two bulk executemany inserts
+        (the ORM unit of work took 1 ms a document)."""
+        doc_values = [{"collection_id": self.id, "doc_id": d.doc_id, "title": d.title, "text": d.text,
+                       "content_hash": d.content_hash, "meta": _jsonable(d.metadata)} for d in docs]
+        ids = session.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), doc_values).all()
+        rows = iter(range(start, start + sum(map(len, passages))))
+        passage_values = [{"collection_id": self.id, "document_id": doc_id, "ordinal": p.ordinal, "row": next(rows),
+                           "char_start": p.char_start, "char_end": p.char_end, "text": p.text}
+                          for doc_id, parts in zip(ids, passages) for p in parts]
+        if passage_values:
+            session.execute(insert(PassageRow), passage_values)
 
     def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
         """Keep the BM25 full-text table in step (SQLite only)."""
