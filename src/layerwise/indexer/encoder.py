@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,7 +41,8 @@ from layerwise.types import LayerEmbeddings, ModelIdentity
 __all__ = ["Batch", "Encoder", "plan_batches", "quantized"]
 
 FIRST_CHUNK = 256  # texts tokenised before the first batch can start: small, so the device starts early
-CHUNK = 4096  # texts tokenised per producer step after that
+CHUNK = 1024  # texts tokenised per step after that
+TOKENIZER_THREADS = 4  # chunks tokenised at once (the Rust tokenizer releases the GIL; each call is parallel too)
 FEED_DEPTH = 4  # batches prepared ahead of the one running
 
 
@@ -160,15 +162,19 @@ class Encoder:
         return self._run(len(token_ids), self.batches(token_ids), self.states(layers), progress)
 
     def _text_batches(self, texts: Sequence[str]) -> Iterator[Batch]:
-        """Batches of raw texts, tokenised chunk by chunk in order of character length (longest first)."""
+        """Batches of raw texts, tokenised chunk by chunk in order of character length (longest first),
+        several chunks at once in a small thread pool, handed on in order."""
         order = np.argsort(-np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
-        start = 0
-        while start < len(order):
-            chunk = order[start : start + (FIRST_CHUNK if start == 0 else CHUNK)]
-            start += len(chunk)
-            ids = self.tokenize([texts[i] for i in chunk])
-            for rows in plan_batches([len(t) for t in ids], self.token_budget, self.max_batch):
-                yield assemble(ids, rows, chunk[rows], self.pad_id)
+        cuts = [0, *range(min(FIRST_CHUNK, len(order)), len(order), CHUNK), len(order)]
+        chunks = [order[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+        with ThreadPoolExecutor(TOKENIZER_THREADS) as pool:
+            pending = deque(pool.submit(self.tokenize, [texts[i] for i in c]) for c in chunks[:TOKENIZER_THREADS])
+            for index, chunk in enumerate(chunks):
+                ids = pending.popleft().result()
+                if index + TOKENIZER_THREADS < len(chunks):  # bounded: a few chunks in flight
+                    pending.append(pool.submit(self.tokenize, [texts[i] for i in chunks[index + TOKENIZER_THREADS]]))
+                for rows in plan_batches([len(t) for t in ids], self.token_budget, self.max_batch):
+                    yield assemble(ids, rows, chunk[rows], self.pad_id)
 
     def _run(self, n: int, batches: Iterator[Batch], wanted: tuple[int, ...], progress: bool) -> LayerEmbeddings:
         """Encode batches made by a producer thread; pooled vectors land in input order."""

@@ -31,7 +31,7 @@ class _Graph:
 class QueryGraphs:
     """Captures and replays the pooled forward pass of one text per (length, layers)."""
 
-    def __init__(self, forward: Forward, device: torch.device, limit: int = 64) -> None:
+    def __init__(self, forward: Forward, device: torch.device, limit: int = 256) -> None:
         self._forward = forward  # (ids (1, T), wanted) -> pooled (1, k, d), unpadded input
         self._device = device
         self._limit = limit
@@ -42,6 +42,7 @@ class QueryGraphs:
     def __len__(self) -> int:
         return len(self._graphs)
 
+    @torch.inference_mode()
     def encode(self, ids: list[int], wanted: tuple[int, ...]) -> np.ndarray:
         """Pooled vectors (k, d) of one text's token ids."""
         with self._lock:

@@ -36,6 +36,7 @@ class FastTokenizer:
         self._whole.no_padding()
         self._whole.no_truncation()
         self.keep = max_tokens - self._whole.num_special_tokens_to_add(False)  # content tokens kept
+        self._prefix, self._suffix = self._specials()
         # Without a pre-tokenizer the whole text is one word and no cut could be proven: never cut.
         cuttable = self._whole.pre_tokenizer is not None
         self.budget = chars_per_token * max_tokens if cuttable else None  # characters a text is cut to
@@ -54,6 +55,13 @@ class FastTokenizer:
             out[i] = encoding.ids
         return out
 
+    def _specials(self) -> tuple[list[int], list[int]]:
+        """The special ids the post-processor puts before and after a single text's tokens."""
+        content = self._whole.encode("a", add_special_tokens=False).ids
+        full = self._whole.encode("a").ids
+        start = next(i for i in range(len(full)) if full[i : i + len(content)] == content)
+        return full[:start], full[start + len(content) :]
+
     def _cut(self, texts: list[str], positions: list[int], out: list[list[int]]) -> list[int]:
         """Tokenise the cut texts; fill ``out`` where the cut is proven harmless and
         return the positions that must be tokenised whole."""
@@ -62,16 +70,16 @@ class FastTokenizer:
         cut = self._whole.encode_batch([texts[i][: self.budget] for i in positions], add_special_tokens=False)
         whole = []
         for i, encoding in zip(positions, cut):
-            if self._cut_is_exact(encoding.word_ids):
-                encoding.truncate(self.keep)
-                out[i] = self._truncating.post_process(encoding).ids
+            if self._cut_is_exact(encoding):
+                out[i] = self._prefix + encoding.ids[: self.keep] + self._suffix
             else:
                 whole.append(i)
         self.fallbacks += len(whole)
         return whole
 
-    def _cut_is_exact(self, word_ids: list[int | None]) -> bool:
+    def _cut_is_exact(self, encoding: Any) -> bool:
         """True when the first ``keep`` tokens all belong to words before the cut text's last word."""
-        if len(word_ids) <= self.keep:
+        if len(encoding) <= self.keep:
             return False
-        return word_ids[self.keep - 1] is not None and word_ids[self.keep - 1] != word_ids[-1]
+        kept_word = encoding.token_to_word(self.keep - 1)
+        return kept_word is not None and kept_word != encoding.token_to_word(len(encoding) - 1)
