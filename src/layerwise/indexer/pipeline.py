@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from layerwise.errors import UsageError
 from layerwise.indexer.encoder import Encoder
 from layerwise.indexer.inputs import Document, InputReport
-from layerwise.indexer.passages import Splitter
+from layerwise.indexer.passages import Passage, Splitter
 from layerwise.storage.collection import Collection
+
+
+ENCODE_PASSAGES = 2048  # passages encoded, and their vectors written, at a time
 
 
 @dataclass
@@ -44,9 +49,51 @@ def plan(documents: Sequence[Document], existing: dict[str, str], report: InputR
     return todo
 
 
+def check_batch_docs(batch_docs: int) -> None:
+    """Refuse a batch size that would index nothing (or loop forever)."""
+    if batch_docs < 1:
+        raise UsageError(f"--batch-docs {batch_docs} must be at least 1 (documents per committed batch)")
+
+
 def batched(items: Sequence[Document], size: int) -> Iterator[Sequence[Document]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _index_chunk(
+    collection: Collection, encoder: Encoder, splitter: Splitter, chunk: Sequence[Document], replaced: list[str], bar: Any
+) -> int:
+    """Split, encode and commit one batch of documents; return its passage count.
+
+    Passages are encoded as they are cut, ENCODE_PASSAGES at a time, and their
+    vectors appended to the files at once, so a document of any length streams
+    through in bounded memory; the batch's rows are committed together at the
+    end (a crash before that leaves only uncommitted vector rows, cut off by the
+    next writer).
+    """
+    parts: list[list[Passage]] = [[] for _ in chunk]
+    pending: list[tuple[int, Passage]] = []
+    for position, passage in splitter.stream([d.title for d in chunk], [d.text for d in chunk]):
+        pending.append((position, passage))
+        if len(pending) == ENCODE_PASSAGES:
+            _encode_pending(collection, encoder, pending, parts)
+            bar.set_postfix(passages=sum(map(len, parts)), refresh=False)
+    _encode_pending(collection, encoder, pending, parts)
+    collection.commit_rows(chunk, parts, replace=replaced)
+    return sum(map(len, parts))
+
+
+def _encode_pending(
+    collection: Collection, encoder: Encoder, pending: list[tuple[int, Passage]], parts: list[list[Passage]]
+) -> None:
+    """Encode the pending passages, append their vectors, and keep the passages (less their token ids)."""
+    if not pending:
+        return
+    vectors = encoder.encode([p.text for _, p in pending]).vectors  # (n, states, d)
+    collection.append_vectors(vectors)
+    for position, passage in pending:
+        parts[position].append(replace(passage, token_ids=()))
+    pending.clear()
 
 
 def index_documents(
@@ -61,6 +108,7 @@ def index_documents(
 ) -> IndexSummary:
     """Encode new and changed documents into the collection and rebuild its indices."""
     started = time.perf_counter()
+    check_batch_docs(batch_docs)
     collection.check_identity(encoder.identity)
     with collection.writing():
         return _index_locked(collection, encoder, documents, report, sync, batch_docs, progress, started)
@@ -81,13 +129,10 @@ def _index_locked(
     splitter = Splitter(encoder.tokenizer, encoder.max_tokens, collection.overlap, collection.max_passages)
     bar = tqdm(total=len(todo), unit="doc", desc=f"indexing {collection.name}", disable=not progress)
     for chunk in batched(todo, batch_docs):
-        passages = splitter.split_many([d.title for d in chunk], [d.text for d in chunk])
-        vectors = encoder.encode([p.text for ps in passages for p in ps]).vectors  # (n, states, d)
         replaced = [d.doc_id for d in chunk if d.doc_id in existing]
-        collection.commit_batch(chunk, passages, vectors, replace=replaced)
+        summary.passages += _index_chunk(collection, encoder, splitter, chunk, replaced, bar)
         summary.updated += len(replaced)
         summary.added += len(chunk) - len(replaced)
-        summary.passages += len(vectors)
         bar.update(len(chunk))
     bar.close()
     if sync:
