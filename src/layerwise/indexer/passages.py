@@ -34,21 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layerwise.errors import UsageError
+from layerwise.types import Passage
 
 WINDOW_CHARS = 1 << 16  # characters per tokenizer call on one long document
 CALL_CHARS = 1 << 18  # characters per batched tokenizer call over the first windows of many documents
 GUARD_CHARS = 128  # words starting this close to a window's end are tokenized again in the next window
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One window of a document: the text to embed, its span in the document text and its model input ids."""
-
-    ordinal: int
-    text: str
-    char_start: int
-    char_end: int
-    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +50,7 @@ class Splitter:
     overlap: int = 32
     max_passages: int | None = None
     window_chars: int = WINDOW_CHARS
+    limit: int | None = None  # the model's maximum input length, named in errors when known
     _wrap: tuple[tuple[int, ...], tuple[int, ...]] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
@@ -67,9 +58,10 @@ class Splitter:
             raise UsageError(f"--max-passages {self.max_passages} must be at least 1")
         smallest = self.tokenizer.num_special_tokens_to_add(pair=False) + 2 * (self.overlap + 1)
         if self.max_tokens < smallest:
+            valid = f"{smallest}..{self.limit}" if self.limit else f"at least {smallest}"
             raise UsageError(
-                f"--max-tokens {self.max_tokens} is too small: with --overlap {self.overlap} a passage needs at least "
-                f"{smallest} tokens (lower --overlap for shorter passages)"
+                f"--max-tokens {self.max_tokens} is too small: with --overlap {self.overlap} a passage takes {valid} tokens "
+                "(lower --overlap for shorter passages)"
             )
         if not 0 <= self.overlap < self.body_budget // 2:
             raise UsageError(f"--overlap {self.overlap} must be between 0 and {self.body_budget // 2 - 1} tokens")

@@ -12,11 +12,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from layerwise.errors import UsageError
+from layerwise.indexer import model as model_io
 from layerwise.indexer.encoder import Encoder
-from layerwise.indexer.inputs import Document, InputReport
-from layerwise.indexer.passages import Passage, Splitter
+from layerwise.indexer.inputs import InputReport
+from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
+from layerwise.storage.views import rebuild_all
+from layerwise.types import Document, Passage
 
 
 ENCODE_PASSAGES = 2048  # passages encoded, and their vectors written, at a time
@@ -53,6 +58,12 @@ def check_batch_docs(batch_docs: int) -> None:
     """Refuse a batch size that would index nothing (or loop forever)."""
     if batch_docs < 1:
         raise UsageError(f"--batch-docs {batch_docs} must be at least 1 (documents per committed batch)")
+
+
+def check_splitting(encoder: Encoder, overlap: int, max_passages: int | None) -> None:
+    """Refuse passage options the encoder cannot split with (too short --max-tokens, too large --overlap)."""
+    limit = model_io.max_tokens_of(encoder.path, encoder.model.config, encoder.tokenizer)
+    Splitter(encoder.tokenizer, encoder.max_tokens, overlap, max_passages, limit=limit)
 
 
 def batched(items: Sequence[Document], size: int) -> Iterator[Sequence[Document]]:
@@ -118,10 +129,6 @@ def _index_locked(
     collection: Collection, encoder: Encoder, documents: Sequence[Document], report: InputReport,
     sync: bool, batch_docs: int, progress: bool, started: float,
 ) -> IndexSummary:
-    from tqdm.auto import tqdm
-
-    from layerwise.search.views import rebuild_all
-
     collection.prepare_write()
     existing = collection.document_hashes()
     todo = plan(documents, existing, report)
