@@ -21,10 +21,10 @@ whole, as before.
 
 Each passage carries its model input ids (``token_ids``, special tokens
 included), built from the body tokens without a second tokenizer call; they
-equal ``tokenizer(passage.text, truncation=True, max_length=max_tokens)``. Where
-that cannot be guaranteed (a non-BERT tokenizer, a window that had to start
-inside a very long word) ``token_ids`` is left empty and the encoder tokenizes
-the text itself.
+equal ``tokenizer(passage.text, truncation=True, max_length=max_tokens)``. A
+window that had to start inside a word longer than the overlap (so its text
+re-tokenizes differently) is tokenized again on its own. Tokenizers that do not
+stream exactly leave ``token_ids`` empty, and the encoder tokenizes the text.
 """
 
 from __future__ import annotations
@@ -131,13 +131,22 @@ class Splitter:
             known = body.known(start + window + 1)
             end = min(start + window, known)
             char_start, char_end = body.starts(start), body.ends(end - 1)
-            ids = self._ids(title_ids + body.ids(start, end)) if body.head(start) and self.streams else ()
-            yield Passage(ordinal, prefix + text[char_start:char_end], char_start, char_end, ids)
+            passage_text = prefix + text[char_start:char_end]
+            yield Passage(ordinal, passage_text, char_start, char_end, self._passage_ids(title_ids, body, start, end, passage_text))
             ordinal += 1
             if end >= known or ordinal == self.max_passages:
                 return
             start = body.snap(max(end - self.overlap, start + 1), end)
             body.forget(start)
+
+    def _passage_ids(self, title_ids: list[int], body: _Body, start: int, end: int, text: str) -> tuple[int, ...]:
+        """Model input ids of a passage: its window's tokens, or (rarely: a window that had to
+        start inside a word longer than the overlap) its text tokenized again; () when not streaming."""
+        if not self.streams:
+            return ()
+        if body.head(start):
+            return self._ids(title_ids + body.ids(start, end))
+        return tuple(self.tokenizer(text, truncation=True, max_length=self.max_tokens, verbose=False)["input_ids"])
 
     def _ids(self, tokens: list[int]) -> tuple[int, ...]:
         assert self._wrap is not None
