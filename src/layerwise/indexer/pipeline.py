@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from tqdm.auto import tqdm
 
+from layerwise.errors import UsageError
+from layerwise.indexer import model as model_io
 from layerwise.indexer.encoder import Encoder
 from layerwise.indexer.inputs import InputReport
 from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
 from layerwise.storage.views import rebuild_all
-from layerwise.types import Document
+from layerwise.types import Document, Passage
+
+
+ENCODE_PASSAGES = 2048  # passages encoded, and their vectors written, at a time
 
 
 @dataclass
@@ -48,9 +54,57 @@ def plan(documents: Sequence[Document], existing: dict[str, str], report: InputR
     return todo
 
 
+def check_batch_docs(batch_docs: int) -> None:
+    """Refuse a batch size that would index nothing (or loop forever)."""
+    if batch_docs < 1:
+        raise UsageError(f"--batch-docs {batch_docs} must be at least 1 (documents per committed batch)")
+
+
+def check_splitting(encoder: Encoder, overlap: int, max_passages: int | None) -> None:
+    """Refuse passage options the encoder cannot split with (too short --max-tokens, too large --overlap)."""
+    limit = model_io.max_tokens_of(encoder.path, encoder.model.config, encoder.tokenizer)
+    Splitter(encoder.tokenizer, encoder.max_tokens, overlap, max_passages, limit=limit)
+
+
 def batched(items: Sequence[Document], size: int) -> Iterator[Sequence[Document]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _index_chunk(
+    collection: Collection, encoder: Encoder, splitter: Splitter, chunk: Sequence[Document], replaced: list[str], bar: Any
+) -> int:
+    """Split, encode and commit one batch of documents; return its passage count.
+
+    Passages are encoded as they are cut, ENCODE_PASSAGES at a time, and their
+    vectors appended to the files at once, so a document of any length streams
+    through in bounded memory; the batch's rows are committed together at the
+    end (a crash before that leaves only uncommitted vector rows, cut off by the
+    next writer).
+    """
+    parts: list[list[Passage]] = [[] for _ in chunk]
+    pending: list[tuple[int, Passage]] = []
+    for position, passage in splitter.stream([d.title for d in chunk], [d.text for d in chunk]):
+        pending.append((position, passage))
+        if len(pending) == ENCODE_PASSAGES:
+            _encode_pending(collection, encoder, pending, parts)
+            bar.set_postfix(passages=sum(map(len, parts)), refresh=False)
+    _encode_pending(collection, encoder, pending, parts)
+    collection.commit_rows(chunk, parts, replace=replaced)
+    return sum(map(len, parts))
+
+
+def _encode_pending(
+    collection: Collection, encoder: Encoder, pending: list[tuple[int, Passage]], parts: list[list[Passage]]
+) -> None:
+    """Encode the pending passages, append their vectors, and keep the passages (less their token ids)."""
+    if not pending:
+        return
+    vectors = encoder.encode([p.text for _, p in pending]).vectors  # (n, states, d)
+    collection.append_vectors(vectors)
+    for position, passage in pending:
+        parts[position].append(replace(passage, token_ids=()))
+    pending.clear()
 
 
 def index_documents(
@@ -65,6 +119,7 @@ def index_documents(
 ) -> IndexSummary:
     """Encode new and changed documents into the collection and rebuild its indices."""
     started = time.perf_counter()
+    check_batch_docs(batch_docs)
     collection.check_identity(encoder.identity)
     with collection.writing():
         return _index_locked(collection, encoder, documents, report, sync, batch_docs, progress, started)
@@ -81,13 +136,10 @@ def _index_locked(
     splitter = Splitter(encoder.tokenizer, encoder.max_tokens, collection.overlap, collection.max_passages)
     bar = tqdm(total=len(todo), unit="doc", desc=f"indexing {collection.name}", disable=not progress)
     for chunk in batched(todo, batch_docs):
-        passages = splitter.split_many([d.title for d in chunk], [d.text for d in chunk])
-        vectors = encoder.encode([p.text for ps in passages for p in ps]).vectors  # (n, states, d)
         replaced = [d.doc_id for d in chunk if d.doc_id in existing]
-        collection.commit_batch(chunk, passages, vectors, replace=replaced)
+        summary.passages += _index_chunk(collection, encoder, splitter, chunk, replaced, bar)
         summary.updated += len(replaced)
         summary.added += len(chunk) - len(replaced)
-        summary.passages += len(vectors)
         bar.update(len(chunk))
     bar.close()
     if sync:
