@@ -59,8 +59,17 @@ class SearchRequest(BaseModel):
     k: int = 10
 
 
-def create_app(library: Library, *, token: str | None = None, limits: Limits = Limits()) -> FastAPI:
-    """The app for one library; with a token, every /api request must carry it."""
+def create_app(library: Library, *, token: str | None = None, limits: Limits = Limits(), kernel_threads: int | None = 1) -> FastAPI:
+    """The app for one library; with a token, every /api request must carry it.
+
+    ``kernel_threads`` sets torch's threads per operation: concurrency comes from the
+    requests, and on a small machine eight requests with a team of spinning kernel
+    threads each ran slower than eight single-threaded ones (None leaves torch alone).
+    """
+    if kernel_threads:
+        import torch  # the server loads the full encoder anyway
+
+        torch.set_num_threads(kernel_threads)
     app = FastAPI(
         title="layerwise",
         version=__version__,

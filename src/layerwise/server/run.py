@@ -46,7 +46,7 @@ def serve(
     import uvicorn
 
     check_binding(host, token)
-    library = Library(home, db, device=device, dtype=dtype)
+    library = Library(home, db, device=device, dtype=dtype, query_encoder="full")
     app = create_app(library, token=token, limits=limits)
     if warm_up:
         threading.Thread(target=warm, args=(library,), name="warm-up", daemon=True).start()

@@ -140,8 +140,11 @@ function markSame(docId, on) {
   }
 }
 
+const STOPWORDS = new Set("the and for are but not you all any can had her was one our out has how its may who why what when where which with this that from they them then than there their into about does have some".split(" "));
+
 function queryTerms(query) {
-  const words = query.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) || [];
+  // Query words (3+ letters, no stopwords), longer ones cut to a stem-like prefix: "rotate" marks "Rotating".
+  const words = (query.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) || []).filter((w) => !STOPWORDS.has(w));
   return [...new Set(words.map((w) => w.length > 5 ? w.slice(0, w.length - 2) : w))];
 }
 
@@ -156,7 +159,7 @@ function snippet(text, terms, width = 280) {
   const piece = (start > 0 ? "… " : "") + text.slice(start, start + width) + (start + width < text.length ? " …" : "");
   const node = el("p", { class: "snippet" });
   if (!terms.length) { node.textContent = piece; return node; }
-  const pattern = new RegExp(`(${terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})[\\p{L}\\p{N}]*`, "giu");
+  const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(${terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})[\\p{L}\\p{N}]*`, "giu");
   let last = 0;
   for (const match of piece.matchAll(pattern)) {
     node.append(piece.slice(last, match.index), el("mark", { text: match[0] }));
@@ -234,7 +237,7 @@ function chart(run) {
   const views = [...run.views.filter((v) => v.kind === "layer"), ...run.views.filter((v) => v.kind !== "layer")];
   const W = 520, H = 300, left = 40, bottom = 92, top = 24;
   const band = (W - left - 8) / views.length;
-  const max = Math.max(...views.map((v) => v.means[metric]), 0.01);
+  const max = Math.ceil(Math.max(...views.map((v) => v.means[metric]), 0.01) * 10) / 10;  // a round top: ticks at 0, 25, 50 …
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
