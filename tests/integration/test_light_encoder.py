@@ -10,6 +10,7 @@ import pytest
 from layerwise.indexer import light
 from layerwise.indexer import model as model_io
 from layerwise.indexer.encoder import Encoder
+from layerwise.settings import EncoderSettings
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -31,13 +32,13 @@ def _remembered(encoder: Encoder) -> None:
 
 
 def test_no_light_encoder_before_a_full_load_remembered_the_model(cache: Path):
-    assert light.load(None, device="cpu") is None
+    assert light.load(EncoderSettings(device="cpu")) is None
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
 def test_default_model_matches_the_torch_encoder(encoder: Encoder, cache: Path, pooling: str):
     _remembered(encoder)
-    fast = light.load(None, device="cpu", pooling=pooling)
+    fast = light.load(EncoderSettings(device="cpu", pooling=pooling))
     assert fast is not None
     encoder.pooling = pooling
     try:
@@ -52,7 +53,7 @@ def test_default_model_matches_the_torch_encoder(encoder: Encoder, cache: Path, 
 
 def test_identity_and_selected_layers(encoder: Encoder, cache: Path):
     _remembered(encoder)
-    fast = light.load(None, device="cpu")
+    fast = light.load(EncoderSettings(device="cpu"))
     assert fast is not None and fast.identity == encoder.identity
     part = fast.encode(TEXTS[:2], layers=[0, -1])
     assert part.layers == (0, 6)
@@ -60,8 +61,9 @@ def test_identity_and_selected_layers(encoder: Encoder, cache: Path):
 
 
 def test_random_small_bert_matches(tiny_bert_dir: Path, cache: Path):
-    tiny = Encoder(str(tiny_bert_dir), device="cpu")  # a full load remembers the model
-    fast = light.load(str(tiny_bert_dir), device="cpu")
+    settings = EncoderSettings(model=str(tiny_bert_dir), device="cpu")
+    tiny = Encoder(settings)  # a full load remembers the model
+    fast = light.load(settings)
     assert fast is not None and fast.identity == tiny.identity and fast.num_states == 4
     assert np.abs(fast.encode(TEXTS).vectors - tiny.encode(TEXTS).vectors).max() <= 1e-5
 
@@ -69,7 +71,7 @@ def test_random_small_bert_matches(tiny_bert_dir: Path, cache: Path):
 @pytest.mark.parametrize("options", [{"quantize": "int8"}, {"dtype": "bf16"}, {"device": "cuda"}])
 def test_settings_only_the_full_encoder_serves(encoder: Encoder, cache: Path, options: dict):
     _remembered(encoder)
-    assert light.load(None, **{"device": "cpu", **options}) is None
+    assert light.load(EncoderSettings(**{"device": "cpu", **options})) is None
 
 
 def test_changed_model_files_are_not_trusted(tiny_bert_dir: Path, cache: Path, tmp_path: Path):
@@ -77,8 +79,28 @@ def test_changed_model_files_are_not_trusted(tiny_bert_dir: Path, cache: Path, t
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_bert_dir, copy)
-    Encoder(str(copy), device="cpu")
-    assert light.load(str(copy), device="cpu") is not None
+    settings = EncoderSettings(model=str(copy), device="cpu")
+    Encoder(settings)
+    assert light.load(settings) is not None
     config = (copy / "config.json").read_text().replace('"layer_norm_eps": 1e-12', '"layer_norm_eps": 1e-06')
     (copy / "config.json").write_text(config)
-    assert light.load(str(copy), device="cpu") is None
+    assert light.load(settings) is None
+
+
+def test_full_query_encoder_setting_is_honoured(encoder: Encoder, cache: Path, monkeypatch: pytest.MonkeyPatch):
+    _remembered(encoder)
+    monkeypatch.setenv("LAYERWISE_QUERY_ENCODER", "full")
+    assert light.load(EncoderSettings(device="cpu")) is None
+
+
+def test_a_one_shot_search_never_imports_torch(sample_home: Path, encoder: Encoder, cache: Path):
+    import subprocess
+    import sys
+
+    _remembered(encoder)
+    code = ("import sys, layerwise.api as a; kb = a.Library(sys.argv[1], device='cpu').open('sample'); "
+            "hits = kb.search_views('rotate the logs', ['all', 'bm25'], 3); "
+            "print(hits.hits('layer6')[0].doc_id, type(kb.library.encoder_for(kb.collection.identity)).__name__, "
+            "'torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(sample_home)], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["ops/log-rotation.md", "LightEncoder", "False", "False"]

@@ -12,7 +12,12 @@ The model identity is not computed here (its config hash needs transformers'
 config defaults): it comes from the facts the last full load of the same model
 files remembered (``model.recall``). When anything is missing or unsupported,
 :func:`load` returns None and the caller uses the full encoder, which then
-remembers the facts for the next time.
+remembers the facts for the next time. ``LAYERWISE_QUERY_ENCODER=full`` turns
+the light encoder off (bench/coldstart.py compares the two that way).
+
+Per query it costs about what the torch encoder does on one thread; the service
+layer uses it for one-shot processes, and a server (which loads torch anyway and
+may index) keeps the full encoder.
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from layerwise.errors import ModelNotFound
 from layerwise.indexer import model as model_io
-from layerwise.indexer.embeddings import LayerEmbeddings
-from layerwise.indexer.model import ModelIdentity
+from layerwise.settings import EncoderSettings
+from layerwise.types import LayerEmbeddings, ModelIdentity
 
 _ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
-_POOLINGS = ("mean", "cls", "max")
 
 
 @dataclass(frozen=True)
@@ -41,21 +46,15 @@ class CpuDevice:
     type: str = "cpu"
 
 
-def load(
-    name: str | None,
-    *,
-    device: str = "auto",
-    dtype: str = "auto",
-    pooling: str = "mean",
-    max_tokens: int | None = None,
-    quantize: str | None = None,
-) -> LightEncoder | None:
+def load(settings: EncoderSettings) -> LightEncoder | None:
     """A light encoder for these settings, or None where only the full encoder can serve them."""
-    if quantize or dtype not in ("auto", "fp32", "float32") or pooling not in _POOLINGS or not _cpu_only(device):
+    if os.environ.get("LAYERWISE_QUERY_ENCODER") == "full":  # for measuring against the full encoder
+        return None
+    if settings.quantize or settings.dtype not in ("auto", "fp32", "float32") or not _cpu_only(settings.device):
         return None
     try:
-        display, path = model_io.resolve_model_path(name)
-    except model_io.ModelNotFound:
+        display, path = model_io.resolve_model_path(settings.model)
+    except ModelNotFound:
         return None
     folder = Path(path)
     config = _read_json(folder / "config.json")
@@ -64,7 +63,7 @@ def load(
     facts = model_io.recall(path)
     if facts is None:
         return None
-    return LightEncoder(display, folder, config, facts, pooling, max_tokens, quantize)
+    return LightEncoder(display, folder, config, facts, settings)
 
 
 def _cpu_only(device: str) -> bool:
@@ -104,27 +103,26 @@ class LightEncoder:
         folder: Path,
         config: dict[str, Any],
         facts: dict[str, Any],
-        pooling: str,
-        max_tokens: int | None,
-        quantize: str | None,
+        settings: EncoderSettings,
     ) -> None:
         from tokenizers import Tokenizer
 
         self.path = str(folder)
         self.device = CpuDevice()
-        self.pooling = pooling
+        self.settings = settings
+        self.pooling = settings.pooling or "mean"
         limit = int(facts["max_tokens"])
-        self.max_tokens = min(max_tokens or limit, limit)
+        self.max_tokens = min(settings.max_tokens or limit, limit)
         self.num_states = int(facts["num_states"])
         self.identity = ModelIdentity(
             name=name,
             config_hash=facts["config_hash"],
             tokenizer=facts["tokenizer"],
-            pooling=pooling,
+            pooling=self.pooling,
             max_tokens=self.max_tokens,
             num_states=self.num_states,
             dim=int(facts["dim"]),
-            quantize=quantize,
+            quantize=None,
         )
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
@@ -156,7 +154,11 @@ def _pool(hidden: np.ndarray, method: str) -> np.ndarray:
 
 
 class NumpyBert:
-    """BERT's encoder forward pass (eval mode) over one unpadded token sequence."""
+    """BERT's encoder forward pass (eval mode) over one unpadded token sequence.
+
+    Linear weights are stored transposed and contiguous, and each block's query, key
+    and value projections are fused into one matrix, so a block is four matmuls.
+    """
 
     def __init__(self, weights_path: Path, config: dict[str, Any]) -> None:
         from safetensors import safe_open
@@ -164,76 +166,92 @@ class NumpyBert:
         with safe_open(str(weights_path), framework="np") as handle:
             keys = list(handle.keys())
             prefix = "bert." if any(k.startswith("bert.embeddings.") for k in keys) else ""
-            self.w = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32) for k in keys if k.startswith(prefix)}
+            raw = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32) for k in keys if k.startswith(prefix)}
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
-        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.eps = np.float32(config.get("layer_norm_eps", 1e-12))
         self.act = config.get("hidden_act", "gelu")
+        self.embeddings = {name: raw[f"embeddings.{name}"] for name in
+                           ("word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight",
+                            "LayerNorm.weight", "LayerNorm.bias")}
+        self.blocks = [_Block.of(raw, f"encoder.layer.{i}.") for i in range(self.layers)]
 
     def hidden_states(self, ids: np.ndarray, deepest: int) -> list[np.ndarray]:
         """Hidden states 0..deepest, each (T, d), of token ids (T,)."""
-        w = self.w
-        x = w["embeddings.word_embeddings.weight"][ids]  # (T, d)
-        x = x + w["embeddings.position_embeddings.weight"][: len(ids)]  # (T, d)
-        x = x + w["embeddings.token_type_embeddings.weight"][0]  # (T, d)
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        e = self.embeddings
+        x = e["word_embeddings.weight"][ids] + e["position_embeddings.weight"][: len(ids)]  # (T, d)
+        x = x + e["token_type_embeddings.weight"][0]  # (T, d)
+        x = _layer_norm(x, e["LayerNorm.weight"], e["LayerNorm.bias"], self.eps)
         states = [x]
-        for layer in range(min(deepest, self.layers)):
-            x = self._block(x, f"encoder.layer.{layer}.")
+        for block in self.blocks[: min(deepest, self.layers)]:
+            x = block(x, self.heads, self.eps, self.act)
             states.append(x)
         return states
 
-    def _block(self, x: np.ndarray, p: str) -> np.ndarray:
-        """One transformer block: self-attention and feed-forward, each with residual and LayerNorm."""
-        w = self.w
-        attn = self._attention(x, p + "attention.self.")
-        attn = _linear(attn, w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"])  # (T, d)
-        x = _layer_norm(x + attn, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], self.eps)
-        inner = _activate(_linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]), self.act)  # (T, i)
-        out = _linear(inner, w[p + "output.dense.weight"], w[p + "output.dense.bias"])  # (T, d)
-        return _layer_norm(x + out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
 
-    def _attention(self, x: np.ndarray, p: str) -> np.ndarray:
-        """Multi-head scaled dot-product attention over all tokens (no padding), heads concatenated."""
-        w = self.w
+@dataclass(frozen=True)
+class _Block:
+    """One transformer block's weights, transposed to (in, out)."""
+
+    qkv: np.ndarray  # (d, 3d)
+    qkv_bias: np.ndarray  # (3d,)
+    out: np.ndarray  # (d, d)
+    out_bias: np.ndarray
+    norm1: tuple[np.ndarray, np.ndarray]
+    inner: np.ndarray  # (d, i)
+    inner_bias: np.ndarray
+    down: np.ndarray  # (i, d)
+    down_bias: np.ndarray
+    norm2: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, w: dict[str, np.ndarray], p: str) -> _Block:
+        a = p + "attention."
+        qkv = np.concatenate([w[f"{a}self.{n}.weight"] for n in ("query", "key", "value")])  # (3d, d)
+        return cls(
+            np.ascontiguousarray(qkv.T), np.concatenate([w[f"{a}self.{n}.bias"] for n in ("query", "key", "value")]),
+            np.ascontiguousarray(w[a + "output.dense.weight"].T), w[a + "output.dense.bias"],
+            (w[a + "output.LayerNorm.weight"], w[a + "output.LayerNorm.bias"]),
+            np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
+            np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
+            (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
+        )
+
+    def __call__(self, x: np.ndarray, heads: int, eps: np.float32, act: str) -> np.ndarray:
+        """Self-attention and feed-forward, each with its residual and LayerNorm."""
         tokens, dim = x.shape
-        size = dim // self.heads
-
-        def split(name: str) -> np.ndarray:
-            y = _linear(x, w[p + name + ".weight"], w[p + name + ".bias"])  # (T, d)
-            return y.reshape(tokens, self.heads, size).transpose(1, 0, 2)  # (h, T, s)
-
-        q, k, v = split("query"), split("key"), split("value")
-        scores = q @ k.transpose(0, 2, 1) / np.float32(np.sqrt(size))  # (h, T, T)
+        size = dim // heads
+        qkv = (x @ self.qkv + self.qkv_bias).reshape(tokens, 3, heads, size).transpose(1, 2, 0, 3)  # (3, h, T, s)
+        scores = qkv[0] @ qkv[1].transpose(0, 2, 1) / np.float32(np.sqrt(size))  # (h, T, T)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))  # (h, T, T)
         scores /= scores.sum(axis=-1, keepdims=True)
-        return (scores @ v).transpose(1, 0, 2).reshape(tokens, dim)  # (T, d)
+        context = (scores @ qkv[2]).transpose(1, 0, 2).reshape(tokens, dim)  # (T, d)
+        x = _layer_norm(x + context @ self.out + self.out_bias, *self.norm1, eps)  # (T, d)
+        inner = _activate(x @ self.inner + self.inner_bias, act)  # (T, i)
+        return _layer_norm(x + inner @ self.down + self.down_bias, *self.norm2, eps)  # (T, d)
 
 
-def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    return x @ weight.T + bias  # (T, out)
-
-
-def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: np.float32) -> np.ndarray:
     mean = x.mean(axis=-1, keepdims=True)  # (T, 1)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # (T, 1)
-    return (x - mean) / np.sqrt(var + np.float32(eps)) * gamma + beta  # (T, d)
+    centred = x - mean  # (T, d)
+    var = (centred * centred).mean(axis=-1, keepdims=True)  # (T, 1)
+    return centred / np.sqrt(var + eps) * gamma + beta  # (T, d)
 
 
 def _activate(x: np.ndarray, name: str) -> np.ndarray:
     if name == "relu":
         return np.maximum(x, 0)
     if name == "gelu":
-        return (0.5 * x * (1.0 + _erf(x.astype(np.float64) / np.sqrt(2.0)))).astype(np.float32)
-    inner = np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)  # gelu_new / gelu_pytorch_tanh
-    return (0.5 * x * (1.0 + np.tanh(inner))).astype(np.float32)
+        return np.float32(0.5) * x * (np.float32(1.0) + _erf(x * np.float32(1 / np.sqrt(2.0))))
+    inner = np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x**3)  # gelu_new / gelu_pytorch_tanh
+    return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf to a fractional error below 1.2e-7 (Numerical Recipes' Chebyshev erfc), in float64."""
+    """erf to a fractional error below 1.2e-7 (Numerical Recipes' Chebyshev erfc), in x's precision."""
     z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
+    t = 1 / (1 + np.float32(0.5) * z)
     poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
         0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
     erfc = t * np.exp(poly)
-    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+    return np.where(x >= 0, 1 - erfc, erfc - 1)

@@ -10,11 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from layerwise.indexer.encoder import Encoder
-from layerwise.indexer.inputs import Document, InputReport
+from tqdm.auto import tqdm
+
+from layerwise.indexer.inputs import InputReport
 from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
+from layerwise.storage.views import rebuild_all
+from layerwise.types import Document
+
+if TYPE_CHECKING:  # torch loads when an encoder is built, not when a search imports this module
+    from layerwise.indexer.encoder import Encoder
 
 
 @dataclass
@@ -70,10 +77,6 @@ def _index_locked(
     collection: Collection, encoder: Encoder, documents: Sequence[Document], report: InputReport,
     sync: bool, batch_docs: int, progress: bool, started: float,
 ) -> IndexSummary:
-    from tqdm.auto import tqdm
-
-    from layerwise.search.views import rebuild_all
-
     collection.prepare_write()
     existing = collection.document_hashes()
     todo = plan(documents, existing, report)

@@ -15,6 +15,7 @@ traceback reaches a client.
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 from importlib import resources
 from typing import Annotated, Any
 
@@ -23,15 +24,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException as StarletteHTTPException  # what routing raises for 404/405
 
-from layerwise import __version__
 from layerwise.api import KnowledgeBase, Library
 from layerwise.errors import LayerwiseError, UsageError
 from layerwise.server.security import BodyLimit, Limits, bearer_ok, error_body
 from layerwise.storage.collection import validate_collection_name
 
 log = logging.getLogger("layerwise.server")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("layerwise")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
 STATIC = resources.files("layerwise.server") / "static"
 
 
