@@ -53,13 +53,33 @@ def run_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
+def cold_searches(command: list[str], env: dict[str, str], runs: int) -> dict[str, dict]:
+    """Median wall and CPU time of the command with the light and the full query encoder, runs interleaved."""
+    run_once(command, env)  # the first run fills the page cache and the model-facts cache
+    samples: dict[str, list[tuple[float, float]]] = {"light": [], "full": []}
+    for _ in range(runs):
+        for name in samples:
+            samples[name].append(run_once(command, {**env, "LAYERWISE_QUERY_ENCODER": name}))
+    return {name: {"median_wall_s": round(statistics.median(w for w, _ in s), 3),
+                   "median_cpu_s": round(statistics.median(c for _, c in s), 3),
+                   "wall_s": [round(w, 3) for w, _ in s], "cpu_s": [round(c, 3) for _, c in s]} for name, s in samples.items()}
+
+
+def emit(result: dict, out: Path | None) -> None:
+    """Print the result as JSON and write it to ``out`` when given."""
+    print(json.dumps(result, indent=2))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--home", type=Path, help="an existing home (default: a temporary one with the sample indexed)")
     parser.add_argument("--collection", default="demo")
     parser.add_argument("--query", default="rotate logs")
-    parser.add_argument("--layer", default="all")
+    parser.add_argument("--view", dest="layer", default="all")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -68,28 +88,17 @@ def main() -> None:
     home = args.home or Path(tempfile.mkdtemp(prefix="coldstart-"))
     env["LAYERWISE_HOME"] = str(home)
     if args.home is None:
-        subprocess.run([*cli, "index", str(SAMPLE), "--collection", args.collection, "--json"], env=env, check=True, capture_output=True)
-    command = [*cli, "search", args.collection, args.query, "--layer", args.layer, "--json"]
-    run_once(command, env)  # the first run fills the page cache and the model-facts cache
-    variants = {"light": {**env, "LAYERWISE_QUERY_ENCODER": "light"}, "full": {**env, "LAYERWISE_QUERY_ENCODER": "full"}}
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        subprocess.run([*cli, "index", args.collection, str(SAMPLE), "--json"], env=env, check=True, capture_output=True)
+    command = [*cli, "search", args.collection, args.query, "--view", args.layer, "--json"]
     load_before = os.getloadavg()
-    for _ in range(args.runs):
-        for name, variant_env in variants.items():
-            samples[name].append(run_once(command, variant_env))
     result = {
         "command": " ".join(["layerwise", *command[3:]]),
         "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "load_average_before": load_before, "load_average_after": os.getloadavg(), "runs": args.runs,
-        **{name: {"median_wall_s": round(statistics.median(w for w, _ in s), 3),
-                  "median_cpu_s": round(statistics.median(c for _, c in s), 3),
-                  "wall_s": [round(w, 3) for w, _ in s], "cpu_s": [round(c, 3) for _, c in s]} for name, s in samples.items()},
+        "load_average_before": load_before, "runs": args.runs, **cold_searches(command, env, args.runs),
+        "load_average_after": os.getloadavg(),
     }
     result["speedup_wall"] = round(result["full"]["median_wall_s"] / result["light"]["median_wall_s"], 2)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def browser() -> Iterator[object]:
                  "--force-device-scale-factor=1", "--lang=en-US"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(found[1]), options=options)
-    driver.set_window_size(1280, 800)
+    # the page itself gets 1280x800 CSS pixels, whatever the window's frame takes
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
     try:
         yield driver
     finally:

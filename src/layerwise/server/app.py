@@ -91,7 +91,7 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
     def authorized(request: Request) -> None:
         if token and not bearer_ok(request.headers.get("authorization"), token):
             missing = request.headers.get("authorization") is None
-            raise _Unauthorized("this server needs a token: send 'Authorization: Bearer TOKEN'" if missing
+            raise Unauthorized("this server needs a token: send 'Authorization: Bearer TOKEN'" if missing
                                 else "the token is wrong: send the token the server was started with")
 
     guard = [Depends(authorized)]
@@ -103,7 +103,7 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
     return app
 
 
-class _Unauthorized(LayerwiseError):
+class Unauthorized(LayerwiseError):
     """No token, or the wrong one (401)."""
 
     http_status = 401
