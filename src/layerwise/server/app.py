@@ -46,10 +46,10 @@ STATIC = resources.files("layerwise.server") / "static"
 
 
 class NewDocument(BaseModel):
-    """One document to add: its text, and optionally an id (default: its position), a title and metadata."""
+    """One document to add: its id (a new id adds, a known one replaces), its text, optionally a title and metadata."""
 
+    id: str = Field(min_length=1, max_length=1_000)
     text: str
-    id: str | None = None
     title: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -189,8 +189,8 @@ class _Api:
             raise UsageError(f"{len(docs)} documents in one request; this server takes at most {self.limits.max_documents}: split them")
         validate_collection_name(name)
         kb = self.library.open(name, create=request.create) if request.create else self.base(name)
-        report = kb.add([d.text for d in docs], ids=[d.id if d.id is not None else str(i) for i, d in enumerate(docs)],
-                        titles=[d.title or "" for d in docs], metadata=[d.metadata for d in docs])
+        report = kb.add([d.text for d in docs], ids=[d.id for d in docs], titles=[d.title or "" for d in docs],
+                        metadata=[d.metadata for d in docs])
         return report.to_dict()
 
     def delete(self, name: str, request: Annotated[DeleteRequest, Body()]) -> dict[str, Any]:
