@@ -101,8 +101,7 @@ class Store:
     def create(
         self, name: str, identity: ModelIdentity, vector_dtype: str = "float32", overlap: int = 32, max_passages: int | None = None
     ) -> "Collection":
-        if not _NAME_RE.fullmatch(name):
-            raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
+        validate_collection_name(name)
         if vector_dtype not in DTYPES:
             raise UsageError(f"unknown vector dtype '{vector_dtype}': use {' or '.join(DTYPES)}")
         with self.sessions.begin() as s:
@@ -392,3 +391,10 @@ class Collection:
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
+
+
+def validate_collection_name(name: str) -> str:
+    """The name, if it is a valid collection name (so no path can leave the home), else UsageError."""
+    if not _NAME_RE.fullmatch(name):
+        raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
+    return name
