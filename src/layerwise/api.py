@@ -22,7 +22,9 @@ from layerwise import layers as grammar
 from layerwise.errors import CollectionNotFound, UsageError
 from layerwise.evaluation.evaluation import Evaluation, evaluate
 from layerwise.evaluation.runs import list_runs, save_run
+from layerwise.indexer import light
 from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, read_texts
+from layerwise.indexer.light import LightEncoder
 from layerwise.indexer.pipeline import IndexSummary, check_batch_docs, check_splitting, index_documents
 from layerwise.search.searcher import Comparison, SearchResult, Searcher, check_k
 from layerwise.settings import EncoderSettings
@@ -30,7 +32,7 @@ from layerwise.storage import arrays, check as checking, faiss_index
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.report import describe
 from layerwise.storage.views import rebuild_all, save_fusion, save_mix, stored_specs
-from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity
+from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 if TYPE_CHECKING:
     from layerwise.evaluation.learn_mix import LearnedMix
@@ -55,11 +57,16 @@ class IndexReport:
 class Library:
     """One home folder and database: its collections, and one cached encoder per model settings."""
 
-    def __init__(self, home: str | Path | None = None, db: str | None = None, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, home: str | Path | None = None, db: str | None = None, *, device: str = "auto", dtype: str = "auto",
+                 query_encoder: str = "auto") -> None:
+        if query_encoder not in ("auto", "full"):
+            raise UsageError(f"unknown query encoder '{query_encoder}': use auto or full")
         self.store = Store(db, home)
         self.device = device
         self.dtype = dtype
+        self.query_encoder = query_encoder
         self._encoders: dict[EncoderSettings, Encoder] = {}
+        self._light: dict[EncoderSettings, LightEncoder | None] = {}
         self._bases: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
 
@@ -79,9 +86,21 @@ class Library:
                 self._encoders[settings] = Encoder(settings)
             return self._encoders[settings]
 
-    def encoder_for(self, identity: ModelIdentity) -> "Encoder":
-        """The query encoder of a collection's model, on this library's device and dtype."""
-        return self.encoder(EncoderSettings.from_identity(identity, self.device, self.dtype))
+    def encoder_for(self, identity: ModelIdentity) -> QueryEncoder:
+        """The query encoder of a collection's model, on this library's device and dtype.
+
+        With ``query_encoder="auto"`` it is the light numpy encoder where that serves the settings
+        (a one-shot search then never imports torch), else the full one; ``"full"`` always loads
+        the full encoder (a server, which loads it once and may index too)."""
+        settings = EncoderSettings.from_identity(identity, self.device, self.dtype)
+        if self.query_encoder == "auto":
+            with self._lock:
+                if settings not in self._light:
+                    self._light[settings] = light.load(settings)
+                found = self._light[settings]
+            if found is not None:
+                return found
+        return self.encoder(settings)
 
     def open(
         self,

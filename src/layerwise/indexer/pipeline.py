@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from layerwise.errors import UsageError
 from layerwise.indexer import model as model_io
-from layerwise.indexer.encoder import Encoder
 from layerwise.indexer.inputs import InputReport
 from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
@@ -25,6 +26,10 @@ from layerwise.types import Document, Passage
 
 
 ENCODE_PASSAGES = 2048  # passages encoded, and their vectors written, at a time
+T = TypeVar("T")
+
+if TYPE_CHECKING:  # torch loads when an encoder is built, not when a search imports this module
+    from layerwise.indexer.encoder import Encoder
 
 
 @dataclass
@@ -38,6 +43,34 @@ class IndexSummary:
     passages: int = 0
     seconds: float = 0.0
     indices: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase: split, encode, store, indices
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the time spent inside the block to phase ``name``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
+
+    def timed(self, items: Iterator[T], name: str) -> Iterator[T]:
+        """Yield from ``items``, adding the time spent producing them to phase ``name``."""
+        while True:
+            with self.phase(name):
+                item = next(items, None)
+            if item is None:
+                return
+            yield item
+
+
+def encode_passages(encoder: Encoder, passages: Sequence[Passage], progress: bool = False) -> np.ndarray:
+    """Vectors (n, states, d) of passages: from the splitter's token ids when every passage has
+    them (no second tokenisation), else from their texts."""
+    token_ids = [p.token_ids for p in passages]
+    if passages and all(token_ids):
+        return encoder.encode_ids(token_ids, progress=progress).vectors
+    return encoder.encode([p.text for p in passages], progress=progress).vectors
 
 
 def plan(documents: Sequence[Document], existing: dict[str, str], report: InputReport) -> list[Document]:
@@ -72,7 +105,8 @@ def batched(items: Sequence[Document], size: int) -> Iterator[Sequence[Document]
 
 
 def _index_chunk(
-    collection: Collection, encoder: Encoder, splitter: Splitter, chunk: Sequence[Document], replaced: list[str], bar: Any
+    collection: Collection, encoder: Encoder, splitter: Splitter, chunk: Sequence[Document], replaced: list[str], bar: Any,
+    summary: IndexSummary,
 ) -> int:
     """Split, encode and commit one batch of documents; return its passage count.
 
@@ -84,24 +118,32 @@ def _index_chunk(
     """
     parts: list[list[Passage]] = [[] for _ in chunk]
     pending: list[tuple[int, Passage]] = []
-    for position, passage in splitter.stream([d.title for d in chunk], [d.text for d in chunk]):
+    cut = summary.timed(splitter.stream([d.title for d in chunk], [d.text for d in chunk]), "split")
+    for position, passage in cut:
         pending.append((position, passage))
         if len(pending) == ENCODE_PASSAGES:
-            _encode_pending(collection, encoder, pending, parts)
-            bar.set_postfix(passages=sum(map(len, parts)), refresh=False)
-    _encode_pending(collection, encoder, pending, parts)
-    collection.commit_rows(chunk, parts, replace=replaced)
+            _encode_pending(collection, encoder, pending, parts, summary, not bar.disable)
+            bar.set_postfix(passages=sum(map(len, parts)), refresh=True)
+    _encode_pending(collection, encoder, pending, parts, summary, not bar.disable)
+    with summary.phase("store"):
+        collection.commit_rows(chunk, parts, replace=replaced)
     return sum(map(len, parts))
 
 
 def _encode_pending(
-    collection: Collection, encoder: Encoder, pending: list[tuple[int, Passage]], parts: list[list[Passage]]
+    collection: Collection, encoder: Encoder, pending: list[tuple[int, Passage]], parts: list[list[Passage]],
+    summary: IndexSummary, progress: bool,
 ) -> None:
-    """Encode the pending passages, append their vectors, and keep the passages (less their token ids)."""
+    """Encode the pending passages, append their vectors, and keep the passages (less their token ids).
+
+    With progress on, the encoder's own bar moves once per batch it runs.
+    """
     if not pending:
         return
-    vectors = encoder.encode([p.text for _, p in pending]).vectors  # (n, states, d)
-    collection.append_vectors(vectors)
+    with summary.phase("encode"):
+        vectors = encode_passages(encoder, [p for _, p in pending], progress)  # (n, states, d)
+    with summary.phase("store"):
+        collection.append_vectors(vectors)
     for position, passage in pending:
         parts[position].append(replace(passage, token_ids=()))
     pending.clear()
@@ -137,7 +179,7 @@ def _index_locked(
     bar = tqdm(total=len(todo), unit="doc", desc=f"indexing {collection.name}", disable=not progress)
     for chunk in batched(todo, batch_docs):
         replaced = [d.doc_id for d in chunk if d.doc_id in existing]
-        summary.passages += _index_chunk(collection, encoder, splitter, chunk, replaced, bar)
+        summary.passages += _index_chunk(collection, encoder, splitter, chunk, replaced, bar, summary)
         summary.updated += len(replaced)
         summary.added += len(chunk) - len(replaced)
         bar.update(len(chunk))
@@ -146,6 +188,7 @@ def _index_locked(
         present = {d.doc_id for d in documents}
         summary.removed = collection.delete_documents([d for d in existing if d not in present])
     if collection.indices_stale() or not collection.index_path("layer0").exists():
-        summary.indices = rebuild_all(collection, progress)
+        with summary.phase("indices"):
+            summary.indices = rebuild_all(collection, progress)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -101,8 +101,7 @@ class Store:
     def create(
         self, name: str, identity: ModelIdentity, vector_dtype: str = "float32", overlap: int = 32, max_passages: int | None = None
     ) -> "Collection":
-        if not _NAME_RE.fullmatch(name):
-            raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
+        validate_collection_name(name)
         if vector_dtype not in DTYPES:
             raise UsageError(f"unknown vector dtype '{vector_dtype}': use {' or '.join(DTYPES)}")
         with self.sessions.begin() as s:
@@ -271,12 +270,10 @@ class Collection:
     ) -> None:
         with self.store.sessions.begin() as s:
             self._delete_documents(s, replace)
-            documents = self._document_rows(docs)
-            s.add_all(documents)
-            s.flush()
+            ids = self._insert_documents(s, docs)
             rows = iter(range(start, start + count))
-            flat = ((d.id, p) for d, parts in zip(documents, passages) for p in parts)
-            while chunk := list(itertools.islice(flat, _INSERT_ROWS)):
+            flat = ((doc_id, p) for doc_id, parts in zip(ids, passages) for p in parts)
+            while chunk := list(itertools.islice(flat, _INSERT_ROWS)):  # bounded memory for a huge document
                 values = [{"collection_id": self.id, "document_id": doc_id, "ordinal": p.ordinal, "row": next(rows),
                            "char_start": p.char_start, "char_end": p.char_end, "text": p.text} for doc_id, p in chunk]
                 s.execute(insert(PassageRow), values)
@@ -284,12 +281,13 @@ class Collection:
             self._set(s, vector_rows=start + count, indices_stale=True)
         self.forget_rows()
 
-    def _document_rows(self, docs: Sequence[Document]) -> list[DocumentRow]:
-        return [
-            DocumentRow(collection_id=self.id, doc_id=doc.doc_id, title=doc.title, text=doc.text,
-                        content_hash=doc.content_hash, meta=_jsonable(doc.metadata))
-            for doc in docs
-        ]
+    def _insert_documents(self, session: Session, docs: Sequence[Document]) -> list[int]:
+        """Document rows as one bulk executemany insert (the ORM unit of work took 1 ms a document); their ids in order."""
+        if not docs:
+            return []
+        values = [{"collection_id": self.id, "doc_id": d.doc_id, "title": d.title, "text": d.text,
+                   "content_hash": d.content_hash, "meta": _jsonable(d.metadata)} for d in docs]
+        return list(session.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), values).all())
 
     def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
         """Keep the BM25 full-text table in step (SQLite only)."""
@@ -393,3 +391,10 @@ class Collection:
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
+
+
+def validate_collection_name(name: str) -> str:
+    """The name, if it is a valid collection name (so no path can leave the home), else UsageError."""
+    if not _NAME_RE.fullmatch(name):
+        raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
+    return name
