@@ -253,8 +253,12 @@ def drop(
 @handled
 def embed(
     input: Annotated[Path, typer.Argument(help=".txt (one text per line), .jsonl (BEIR) or .csv.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .npz file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .npz file (.npz or .safetensors with --tokens).")],
     layers: Annotated[str, typer.Option(help="Hidden states to export: all, -1, -4:, 0,3,6.")] = "all",
+    tokens: Annotated[bool, typer.Option("--tokens", help="Export every token's vector (not pooled), with token strings, word index and character offsets.")] = False,
+    words: Annotated[bool, typer.Option("--words", help="With --tokens: mean-pool sub-word tokens into words.")] = False,
+    stride: Annotated[Optional[int], typer.Option(help="With --tokens: tokens shared by neighbouring windows of a long text (default: half a window).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="With --tokens: window length in tokens (default: the model's maximum).")] = None,
     pooling: Annotated[str, typer.Option(help="mean, cls or max.")] = "mean",
     model: Annotated[Optional[str], typer.Option(help="Model directory or hub id.")] = None,
     device: DeviceOpt = "auto",
@@ -267,6 +271,19 @@ def embed(
     from layerwise.indexer.encoder import Encoder
     from layerwise.indexer.inputs import read_texts
 
+    if tokens and quantize:
+        raise UsageError("--tokens exports the model's own fp32/bf16 states: leave out --quantize")
+    if words and not tokens:
+        raise UsageError("--words pools the tokens of --tokens: add --tokens")
+    if tokens:
+        from layerwise.indexer.tokens import export_with_model
+
+        ids, texts = read_texts(input, text_column)
+        done = export_with_model(model, ids, texts, layers, output, words=words, stride=stride, max_tokens=max_tokens,
+                                 device=device, dtype=dtype, progress=True)
+        typer.echo(f"wrote {output}: {done.rows} {done.unit} vectors of {done.texts} texts, hidden states {list(done.layers)} "
+                   f"of {done.model} (windows of {done.window} tokens, stride {done.stride})")
+        return
     spec = grammar.parse(layers)
     if spec.is_mix:
         raise UsageError(f"embed exports hidden states, not mixes: give a selection such as all or -4: (got '{layers}')")
