@@ -69,8 +69,9 @@ def worker(variant: str, texts_file: str, threads: int) -> dict:
     t_load = time.perf_counter()
     if variant == "a":
         from layerwise.indexer.encoder import Encoder
+        from layerwise.settings import EncoderSettings
 
-        encoder = Encoder(device="cpu")
+        encoder = Encoder(EncoderSettings(device="cpu"))
         encode = lambda: encoder.encode(texts).vectors  # noqa: E731
     elif variant == "b":
         encode = naive_loop(texts)

@@ -30,24 +30,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from layerwise.search import datasets
-    from layerwise.search.searcher import Searcher
-    from layerwise.search.views import resolve
-    from layerwise.storage.collection import Store
+    from layerwise.evaluation import datasets
+    from layerwise.api import Library
 
-    collection = Store(args.db, args.home).open(args.collection)
-    searcher = Searcher(collection, device="cpu")
-    views = resolve(collection, args.layer)
+    kb = Library(args.home, args.db, device="cpu").open(args.collection)
+    collection, searcher = kb.collection, kb.searcher()
+    views = list(searcher.plan([args.layer]).dense.values())
+    specs = [args.layer]
     queries = list(datasets.read_queries(args.queries).values())[: args.n]
     for q in queries[:20]:
-        searcher.search(q, views, args.k)
+        searcher.search(q, specs, args.k)
     times, encode_times = [], []
     for q in queries:
         t0 = time.perf_counter()
         searcher.encode([q], views)
         encode_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        searcher.search(q, views, args.k)
+        searcher.search(q, specs, args.k)
         times.append(time.perf_counter() - t0)
     ms = np.asarray(times) * 1000
     result = {

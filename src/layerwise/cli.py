@@ -1,40 +1,62 @@
-"""The typer app: parses arguments, calls the library, prints results. Nothing else lives here."""
+"""The typer app: parses arguments, calls the public API (layerwise.api), prints through render.py.
+
+Errors become one line and an exit code at one place (``handled``): usage errors
+exit 2, a damaged or busy store 1. ``--json`` output follows docs/json.md.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
+import click
 import typer
 
+from layerwise import render
 from layerwise.errors import LayerwiseError, UsageError
+from layerwise.settings import DEVICES, DTYPES, POOLINGS, QUANTIZATIONS
 
 app = typer.Typer(
     help="Semantic search that keeps every layer of a BERT-family encoder.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 F = TypeVar("F", bound=Callable[..., Any])
+INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
 
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path (default: $LAYERWISE_DB, else HOME/layerwise.db).")]
 HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Data folder (default: $LAYERWISE_HOME, else ~/.local/share/layerwise).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (docs/json.md).")]
 CollectionArg = Annotated[str, typer.Argument(help="Collection name.")]
 QueryArg = Annotated[str, typer.Argument(help="What to look for.")]
-KOpt = Annotated[int, typer.Option("-k", help="Documents per view.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16; bf16 on a CPU with AMX is ~3x faster.")]
-QuantOpt = Annotated[Optional[str], typer.Option("--quantize", help="int8: dynamic int8 Linear layers on the CPU (opt-in; changes vectors).")]
+KOpt = Annotated[int, typer.Option("-k", help="Documents per view (1..1000).")]
+ViewOpt = Annotated[Optional[str], typer.Option("--view", "-v", help="View spec: -1, all, -4:, mean(-4:), bm25, rrf(bm25 | -1), fuse(bm25:0.3 | -1:0.7) or a stored name (default: the collection's default view).")]
+LayerAlias = Annotated[Optional[str], typer.Option("--layer", "-l", hidden=True)]
+DeviceOpt = Annotated[Literal[DEVICES], typer.Option("--device", help="Where the encoder runs.")]
+DtypeOpt = Annotated[Literal[DTYPES], typer.Option("--dtype", help="auto: fp32 on CPU, bf16/fp16 on CUDA; bf16 on a CPU with AMX is ~3x faster.")]
+QuantOpt = Annotated[Optional[Literal[QUANTIZATIONS]], typer.Option("--quantize", help="int8: dynamic int8 Linear layers on the CPU (opt-in; changes vectors).")]
+PoolingOpt = Annotated[Optional[Literal[POOLINGS]], typer.Option("--pooling", help="How tokens pool into one vector, mask-aware (default: the collection's, else mean).")]
+IndexOpt = Annotated[Optional[Literal[INDEX_TYPES]], typer.Option("--index", help="flat, hnsw, ivf or auto (flat below 50k passages, IVF above).")]
 
 
-def _err(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+def _version(value: bool) -> None:
+    if value:
+        from layerwise import __version__
+
+        typer.echo(f"layerwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Semantic search that keeps every layer of a BERT-family encoder."""
 
 
 def handled(func: F) -> F:
@@ -45,80 +67,61 @@ def handled(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LayerwiseError as exc:
-            _err(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _err("interrupted: committed batches are kept; run the same command again to resume")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, SystemExit):
+            _fail("interrupted: committed batches are kept; run the same command again to resume", 130)
+        except (typer.Exit, typer.Abort, SystemExit, click.exceptions.ClickException):
             raise
         except OSError as exc:  # disk full, read-only folder, missing permission
-            _err(_os_message(exc))
-            raise typer.Exit(1) from None
+            _fail(render.os_error(exc), 1)
         except Exception as exc:  # an internal failure: one line, the traceback on demand
             if os.environ.get("LAYERWISE_DEBUG"):
                 raise
-            _err(f"internal error: {type(exc).__name__}: {exc} (set LAYERWISE_DEBUG=1 for the traceback)")
-            raise typer.Exit(1) from None
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set LAYERWISE_DEBUG=1 for the traceback)", 1)
 
     return wrapper  # type: ignore[return-value]
 
 
-def _os_message(exc: OSError) -> str:
-    import errno
-
-    where = f" ({exc.filename})" if exc.filename else ""
-    if exc.errno == errno.ENOSPC:
-        return f"the disk is full{where}: free space and run the command again; committed batches are kept"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"cannot write{where}: {exc.strerror}; choose a writable --home/--db or fix the permissions"
-    return f"{exc.strerror or exc}{where}"
+def _fail(message: str, code: int) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
 
 
-def _store(db: str | None, home: Path | None):  # noqa: ANN202
-    from layerwise.storage.collection import Store
-
-    return Store(db, home)
-
-
-def _searcher(collection: str, k: int, device: str, dtype: str, db: str | None, home: Path | None):  # noqa: ANN202
-    """A searcher over the named collection, after checking k (the searcher checks the query)."""
-    from layerwise.search.searcher import Searcher
-
-    if k < 1:
-        raise UsageError(f"-k {k} must be at least 1")
-    return Searcher(_store(db, home).open(collection), device=device, dtype=dtype)
+def _progress() -> bool:
+    """Progress bars go to stderr, and only to a terminal."""
+    return sys.stderr.isatty()
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+def _library(db: str | None, home: Path | None, device: str = "auto", dtype: str = "auto"):  # noqa: ANN202
+    from layerwise.api import Library
+
+    return Library(home, db, device=device, dtype=dtype)
 
 
-def _console():  # noqa: ANN202
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+def _pick(view: str | None, alias: str | None) -> str | None:
+    if view is not None and alias is not None and view != alias:
+        raise UsageError("give the view once: --view (--layer is its old spelling)")
+    return view if view is not None else alias
 
 
 @app.command()
 @handled
 def index(
-    inputs: Annotated[list[Path], typer.Argument(help="Files or folders: .txt/.md (one document each), BEIR .jsonl, .csv/.tsv.")],
-    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name (created on first use).")],
+    args: Annotated[list[str], typer.Argument(help="COLLECTION then files or folders: .txt/.md (one document each), BEIR .jsonl, .csv/.tsv.", metavar="COLLECTION INPUT...")],
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", hidden=True)] = None,
     model: Annotated[Optional[str], typer.Option(help="Model directory or hub id (default: packaged all-MiniLM-L6-v2).")] = None,
-    pooling: Annotated[str, typer.Option(help="mean, cls or max.")] = "mean",
-    overlap: Annotated[int, typer.Option(help="Tokens shared by neighbouring passages.")] = 32,
+    pooling: PoolingOpt = None,
+    overlap: Annotated[Optional[int], typer.Option(help="Tokens shared by neighbouring passages (new collections; default 32).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="Passage length in tokens (default: the model's maximum).")] = None,
     max_passages: Annotated[Optional[int], typer.Option(help="Keep at most N passages per document (1 = truncate like MTEB).")] = None,
-    vector_dtype: Annotated[str, typer.Option(help="Stored raw vectors: float32 or float16.")] = "float32",
+    vector_dtype: Annotated[Optional[Literal["float32", "float16"]], typer.Option(help="Stored raw vectors (new collections; default float32).")] = None,
     text_column: Annotated[str, typer.Option(help="CSV column holding the text.")] = "text",
     id_column: Annotated[Optional[str], typer.Option(help="CSV column holding the document id (default: row number).")] = None,
     title_column: Annotated[Optional[str], typer.Option(help="CSV column holding the title.")] = None,
     sync: Annotated[bool, typer.Option("--sync", help="Also remove documents no longer in the inputs.")] = False,
-    index_type: Annotated[Optional[str], typer.Option("--index", help="Layer index type: flat, hnsw, ivf or auto (flat below 50k passages, IVF above).")] = None,
+    index_type: IndexOpt = None,
     batch_docs: Annotated[int, typer.Option(help="Documents per committed batch (an interrupted run resumes from the last one).")] = 512,
-    engine: Annotated[str, typer.Option(help="local, or ray: encode on Ray Data with an actor pool.")] = "local",
+    engine: Annotated[Literal["local", "ray"], typer.Option(help="local, or ray: encode on Ray Data with an actor pool.")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray).")] = None,
     ray_actors: Annotated[int, typer.Option(help="Encoder actors in the Ray pool.")] = 2,
     device: DeviceOpt = "auto",
@@ -129,45 +132,18 @@ def index(
     as_json: JsonOpt = False,
 ) -> None:
     """Index documents: every passage, every hidden state, one encoder pass."""
-    from layerwise.errors import CollectionNotFound
-    from layerwise.indexer.encoder import Encoder
-    from layerwise.indexer.inputs import InputReport, TableColumns, read_documents
-    from layerwise.indexer.pipeline import index_documents
+    from layerwise.indexer.inputs import TableColumns
+    from layerwise.settings import EncoderSettings
 
-    report = InputReport()
-    docs = list(read_documents(inputs, report, TableColumns(text_column, id_column, title_column)))
-    store = _store(db, home)
-    encoder = Encoder(model, device=device, pooling=pooling, max_tokens=max_tokens, dtype=dtype, quantize=quantize)
-    if engine not in ("local", "ray"):
-        raise UsageError(f"unknown engine '{engine}': use local or ray")
-    if engine == "ray":
-        from layerwise.indexer.ray_engine import RayEncoder
-
-        encoder = RayEncoder(encoder, ray_address, ray_actors)  # type: ignore[assignment]
-    try:
-        target = store.open(collection)
-    except CollectionNotFound:
-        target = store.create(collection, encoder.identity, vector_dtype, overlap, max_passages)
-    if index_type and index_type != target.index_type:
-        from layerwise.storage.faiss_index import choose
-
-        choose(index_type, 0)
-        target.set_index_type(index_type)
-    summary = index_documents(target, encoder, docs, report, sync=sync, batch_docs=batch_docs, progress=not as_json)
-    result = {"collection": collection, **summary.__dict__, "read": report.read, "skipped": report.skipped, "warnings": report.warnings}
-    if as_json:
-        _print_json(result)
-        return
-    for line in report.warnings:
-        typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(
-        f"{collection}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
-        f"{summary.removed} removed; {summary.passages} passages encoded in {summary.seconds:.1f}s"
-    )
-    if report.skipped:
-        typer.secho(f"skipped {len(report.skipped)}:", fg=typer.colors.YELLOW)
-        for line in report.skipped:
-            typer.echo(f"  {line}")
+    name, inputs = (collection, args) if collection else (args[0], args[1:])
+    if not inputs:
+        raise UsageError("give the collection, then at least one file or folder: layerwise index COLLECTION PATH...")
+    settings = EncoderSettings(model=model, device=device, dtype=dtype, pooling=pooling, max_tokens=max_tokens, quantize=quantize)
+    kb = _library(db, home, device, dtype).open(name, create=True, settings=settings, overlap=overlap,
+                                                max_passages=max_passages, vector_dtype=vector_dtype)
+    report = kb.index(inputs, columns=TableColumns(text_column, id_column, title_column), sync=sync, batch_docs=batch_docs,
+                      index_type=index_type, engine=engine, ray_address=ray_address, ray_actors=ray_actors, progress=_progress())
+    render.index_report(report, as_json)
 
 
 @app.command()
@@ -175,7 +151,8 @@ def index(
 def search(
     collection: CollectionArg,
     query: QueryArg,
-    layer: Annotated[str, typer.Option("--layer", "-l", help="Layer (-1), selection (all, -4:), mix (mean(-4:)), stored view name, or bm25.")] = "-1",
+    view: ViewOpt = None,
+    layer: LayerAlias = None,
     k: KOpt = 10,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -183,53 +160,50 @@ def search(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search one or several layers/views; several views share one query encoding."""
-    from layerwise.search.views import BM25, resolve
-
-    searcher = _searcher(collection, k, device, dtype, db, home)
-    target = searcher.collection
-    if layer.strip() == BM25:
-        results = {BM25: searcher.hits(searcher.rank_bm25([query], k)[0])}
-    else:
-        results = searcher.search(query, resolve(target, layer), k)
-    if as_json:
-        _print_json({"collection": collection, "query": query, "views": {v: [h.to_dict() for h in hits] for v, hits in results.items()}})
-        return
-    from layerwise import render
-
-    _console().print(render.hits_table(results) if len(results) == 1 else render.side_by_side(results))
+    """Search one or several views (several share one query encoding)."""
+    kb = _library(db, home, device, dtype).open(collection)
+    chosen = _pick(view, layer)
+    render.search_result(kb.search_views(query, [chosen] if chosen else None, k), as_json)
 
 
 @app.command()
 @handled
-def info(
+def compare(
     collection: CollectionArg,
+    query: QueryArg,
+    view: Annotated[str, typer.Option("--view", "-v", help="Views to compare (default: every layer).")] = "all",
+    layer: LayerAlias = None,
+    k: KOpt = 10,
+    plot: Annotated[Optional[Path], typer.Option(help="Write the Jaccard@k matrix as a heatmap PNG.")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Model, hidden states, passages, bytes on disk and indices of a collection."""
-    from layerwise.storage.report import describe
+    """One query: top-k of several views side by side and their Jaccard@k overlap."""
+    kb = _library(db, home, device, dtype).open(collection)
+    comparison = kb.compare(query, _pick(view, layer) or "all", k)
+    if plot:
+        from layerwise.evaluation.plot import plot_jaccard
 
-    data = describe(_store(db, home).open(collection))
-    if as_json:
-        _print_json(data)
-        return
-    from layerwise import render
+        plot_jaccard(comparison, plot)
+    render.comparison(comparison, as_json)
 
-    _console().print(render.info_panel(data))
+
+@app.command()
+@handled
+def info(collection: CollectionArg, db: DbOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Model, hidden states, passages, bytes on disk, views and default view of a collection."""
+    render.info(_library(db, home).open(collection).info(), as_json)
 
 
 @app.command("list")
 @handled
 def list_collections(db: DbOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List collections."""
-    store = _store(db, home)
-    names = store.names()
-    if as_json:
-        _print_json(names)
-    else:
-        typer.echo("\n".join(names) if names else f"no collections in {store.url}")
+    library = _library(db, home)
+    render.collections(library.names(), library.store.url, as_json)
 
 
 @app.command()
@@ -239,94 +213,106 @@ def drop(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     db: DbOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a collection: its rows, vectors and indices."""
-    store = _store(db, home)
-    store.open(collection)
+    library = _library(db, home)
+    library.open(collection)
     if not yes and not typer.confirm(f"delete collection '{collection}' and all its vectors?"):
         raise typer.Exit(1)
-    store.drop(collection)
-    typer.echo(f"dropped {collection}")
+    library.drop(collection)
+    render.message({"collection": collection, "dropped": True}, f"dropped {collection}", as_json)
 
 
 @app.command()
 @handled
 def embed(
     input: Annotated[Path, typer.Argument(help=".txt (one text per line), .jsonl (BEIR) or .csv.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .npz file (.npz or .safetensors with --tokens).")],
-    layers: Annotated[str, typer.Option(help="Hidden states to export: all, -1, -4:, 0,3,6.")] = "all",
-    tokens: Annotated[bool, typer.Option("--tokens", help="Export every token's vector (not pooled), with token strings, word index and character offsets.")] = False,
-    words: Annotated[bool, typer.Option("--words", help="With --tokens: mean-pool sub-word tokens into words.")] = False,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .npz, .npy, .parquet or .safetensors.")],
+    layers: Annotated[str, typer.Option("--layers", help="Hidden states to export: all, -1, -4:, 0,3,6.")] = "all",
+    pooling: PoolingOpt = None,
+    tokens: Annotated[bool, typer.Option("--tokens", help="Export every token's vector (not pooled) with token strings, word index and character offsets (.npz or .safetensors).")] = False,
+    words: Annotated[bool, typer.Option("--words", help="Mean-pool sub-word tokens into words (implies --tokens).")] = False,
     stride: Annotated[Optional[int], typer.Option(help="With --tokens: tokens shared by neighbouring windows of a long text (default: half a window).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="With --tokens: window length in tokens (default: the model's maximum).")] = None,
-    pooling: Annotated[str, typer.Option(help="mean, cls or max.")] = "mean",
     model: Annotated[Optional[str], typer.Option(help="Model directory or hub id.")] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     quantize: QuantOpt = None,
     text_column: Annotated[str, typer.Option(help="CSV column holding the text.")] = "text",
+    as_json: JsonOpt = False,
 ) -> None:
-    """Export pooled embeddings of selected hidden states: an array (texts, states, dim) in .npz."""
-    from layerwise import layers as grammar
-    from layerwise.indexer.encoder import Encoder
-    from layerwise.indexer.inputs import read_texts
+    """Export pooled embeddings of selected hidden states: (texts, states, dim) with labels and the model identity."""
+    from layerwise.api import embed_file, embed_tokens_file
 
-    if tokens and quantize:
-        raise UsageError("--tokens exports the model's own fp32/bf16 states: leave out --quantize")
-    if words and not tokens:
-        raise UsageError("--words pools the tokens of --tokens: add --tokens")
-    if tokens:
-        from layerwise.indexer.tokens import export_with_model
-
-        ids, texts = read_texts(input, text_column)
-        done = export_with_model(model, ids, texts, layers, output, words=words, stride=stride, max_tokens=max_tokens,
-                                 device=device, dtype=dtype, progress=True)
-        typer.echo(f"wrote {output}: {done.rows} {done.unit} vectors of {done.texts} texts, hidden states {list(done.layers)} "
-                   f"of {done.model} (windows of {done.window} tokens, stride {done.stride})")
+    if tokens or words:
+        summary = embed_tokens_file(input, output, layers, text_column, words=words, stride=stride, max_tokens=max_tokens,
+                                    progress=_progress(), model=model, device=device, dtype=dtype, pooling=pooling, quantize=quantize)
+        render.tokens_exported(summary, as_json)
         return
-    spec = grammar.parse(layers)
-    if spec.is_mix:
-        raise UsageError(f"embed exports hidden states, not mixes: give a selection such as all or -4: (got '{layers}')")
-    ids, texts = read_texts(input, text_column)
-    encoder = Encoder(model, device=device, pooling=pooling, dtype=dtype, quantize=quantize)
-    result = encoder.encode(texts, spec.resolve(encoder.num_states), progress=True)
-    result.save_npz(output, ids=ids)
-    typer.echo(f"wrote {output}: embeddings {result.vectors.shape} for hidden states {list(result.layers)} of {encoder.identity.name}")
+    written, result = embed_file(input, output, layers, text_column, progress=_progress(), model=model, device=device,
+                                 dtype=dtype, pooling=pooling, quantize=quantize)
+    render.embedded(written, result, as_json)
+
+
+@app.command()
+@handled
+def export(
+    collection: CollectionArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .npz, .npy, .parquet or .safetensors.")],
+    layers: Annotated[str, typer.Option("--layers", help="Hidden states to export: all, -1, -4:, 0,3,6.")] = "all",
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export stored vectors (no re-encoding) with document ids, passage ids and character spans."""
+    written = _library(db, home).open(collection).export(output, layers)
+    render.message({"collection": collection, "output": str(written), "layers": layers}, f"wrote {written}", as_json)
 
 
 @app.command()
 @handled
 def mix(
     collection: CollectionArg,
-    name: Annotated[str, typer.Argument(help="Name of the new view.")],
-    spec: Annotated[str, typer.Argument(help="Mix expression, e.g. 'wsum(-4:; 0.1,0.2,0.3,0.4)' or 'mean(-4:; raw)'.")],
-    index_type: Annotated[str, typer.Option("--index", help="flat, hnsw, ivf or auto.")] = "flat",
-    db: DbOpt = None,
-    home: HomeOpt = None,
-) -> None:
-    """Store a named mix view built from the stored vectors (no encoder run)."""
-    from layerwise.search.views import save_mix
-
-    view = save_mix(_store(db, home).open(collection), name, spec, index_type=index_type)
-    typer.echo(f"view {name} = {view.spec} built from stored vectors")
-
-
-@app.command()
-@handled
-def views(
-    collection: CollectionArg,
+    name: Annotated[str, typer.Argument(help="Name of the new view (a letter first; not layerN, bm25 or all).")],
+    spec: Annotated[str, typer.Argument(help="A mix ('wsum(-4:; 0.1,0.2,0.3,0.4)', 'mean(-4:; raw)') or a fusion ('rrf(bm25 | -1)').")],
+    index_type: Annotated[Literal[INDEX_TYPES], typer.Option("--index", help="Index of a mix view.")] = "flat",
+    default: Annotated[bool, typer.Option("--default", help="Also make it the collection's default view.")] = False,
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List a collection's views: every layer and the stored mixes."""
-    from layerwise.search.views import all_views
+    """Store a named view: a mix built from the stored vectors (no encoder run), or a fusion."""
+    kb = _library(db, home).open(collection)
+    described = kb.save_view(name, spec, index_type=index_type)
+    if default:
+        kb.set_default_view(name)
+    render.message({"collection": collection, "view": name, "spec": described, "default": default},
+                   f"view {name} = {described}" + (" (default view)" if default else ""), as_json)
 
-    found = [{"name": v.name, "spec": v.describe()} for v in all_views(_store(db, home).open(collection))]
-    if as_json:
-        _print_json(found)
-    else:
-        typer.echo("\n".join(f"{v['name']:<20} {v['spec']}" for v in found))
+
+@app.command("default-view")
+@handled
+def default_view(
+    collection: CollectionArg,
+    spec: Annotated[Optional[str], typer.Argument(help="The view a plain search uses; leave out to show it.")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Go back to the last layer.")] = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or set the view a plain `search` uses."""
+    kb = _library(db, home).open(collection)
+    current = kb.set_default_view(None) if reset else kb.set_default_view(spec) if spec else kb.default_view
+    render.message({"collection": collection, "default_view": current}, f"{collection}: default view {current}", as_json)
+
+
+@app.command()
+@handled
+def views(collection: CollectionArg, db: DbOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """List a collection's views: every layer and the stored mixes and fusions."""
+    kb = _library(db, home).open(collection)
+    render.views(collection, kb.views(), kb.default_view, as_json)
 
 
 @app.command()
@@ -335,7 +321,7 @@ def evaluate(
     collection: CollectionArg,
     queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl (or id<TAB>text).")],
     qrels: Annotated[Path, typer.Option(help="BEIR qrels .tsv or TREC qrels.")],
-    view: Annotated[Optional[list[str]], typer.Option("--view", "-v", help="View spec, repeatable: all, -1, mean(-4:), a stored name, bm25, rrf(bm25 | -1), fuse(bm25:0.3 | -1:0.7), stored. Default: every layer, standard mixes, stored views, bm25, rrf(all), rrf(bm25 | -1).")] = None,
+    view: Annotated[Optional[list[str]], typer.Option("--view", "-v", help="View spec, repeatable (see search). Default: every layer, standard mixes, stored views, bm25, rrf(all), rrf(bm25 | -1).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="NAME@K, repeatable (ndcg, recall, mrr, map, p); the first is tested for significance.")] = None,
     ignore_identical_ids: Annotated[bool, typer.Option("--ignore-identical-ids", help="Drop results whose document id equals the query id.")] = False,
     trials: Annotated[int, typer.Option(help="Randomization-test trials.")] = 10_000,
@@ -351,66 +337,16 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare retrieval quality of layers, mixes, fusion and BM25 on labelled queries."""
-    from layerwise import render
-    from layerwise.search import datasets
-    from layerwise.search.evaluation import DEFAULT_METRICS, evaluate as run_evaluation
-    from layerwise.search.searcher import Searcher
+    from layerwise.evaluation import datasets
+    from layerwise.evaluation.evaluation import DEFAULT_METRICS
+    from layerwise.evaluation.report import check_outputs, write_outputs
 
-    target = _store(db, home).open(collection)
-    result = run_evaluation(
-        Searcher(target, device=device, dtype=dtype), datasets.read_queries(queries), datasets.read_qrels(qrels), view,
-        metric or DEFAULT_METRICS, ignore_identical_ids=ignore_identical_ids, trials=trials, seed=seed, progress=not as_json,
-    )
-    from layerwise.search.runs import save_run, write_runs
-
-    run_id = save_run(target, result)
-    if plot:
-        from layerwise.search.plot import plot_layers
-
-        plot_layers(result, plot)
-    if csv_out:
-        csv_out.write_text(render.evaluation_csv(result))
-    if markdown:
-        markdown.write_text(render.evaluation_markdown(result))
-    if runs:
-        write_runs(result, runs)
-    if as_json:
-        _print_json({"run_id": run_id, **result.to_dict()})
-        return
-    _console().print(render.evaluation_table(result))
-    typer.echo(f"best {result.metrics[0]}: {result.best()}; saved as evaluation run {run_id}" + (f"; plot: {plot}" if plot else ""))
-
-
-@app.command()
-@handled
-def compare(
-    collection: CollectionArg,
-    query: QueryArg,
-    layer: Annotated[str, typer.Option("--layer", "-l", help="Views to compare (default: every layer).")] = "all",
-    k: KOpt = 10,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    db: DbOpt = None,
-    home: HomeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """One query: top-k of every layer side by side and their Jaccard@k overlap."""
-    from layerwise.search.overlap import jaccard_matrix
-    from layerwise.search.views import resolve
-
-    searcher = _searcher(collection, k, device, dtype, db, home)
-    results = searcher.search(query, resolve(searcher.collection, layer), k)
-    names = list(results)
-    matrix = jaccard_matrix({n: [h.doc_id for h in hits] for n, hits in results.items()})
-    if as_json:
-        _print_json({"query": query, "k": k, "views": {n: [h.to_dict() for h in hits] for n, hits in results.items()},
-                     "jaccard": {"views": names, "matrix": matrix.round(4).tolist()}})
-        return
-    from layerwise import render
-
-    console = _console()
-    console.print(render.side_by_side(results))
-    console.print(render.overlap_table(names, matrix, k))
+    check_outputs(plot=plot, csv=csv_out, markdown_path=markdown)
+    kb = _library(db, home, device, dtype).open(collection)
+    result = kb.evaluate(datasets.read_queries(queries), datasets.read_qrels(qrels), view, metrics=metric or DEFAULT_METRICS,
+                         ignore_identical_ids=ignore_identical_ids, trials=trials, seed=seed, progress=_progress())
+    written = write_outputs(result, plot=plot, csv=csv_out, markdown_path=markdown, runs=runs)
+    render.evaluation(result, written, as_json)
 
 
 @app.command("import-smart")
@@ -420,21 +356,15 @@ def import_smart(
     queries: Annotated[Path, typer.Argument(help="SMART queries file (e.g. cran.qry).")],
     qrels: Annotated[Path, typer.Argument(help="Relevance file (e.g. cranqrel).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="BEIR folder to write.")],
-    query_ids: Annotated[str, typer.Option(help="position: number queries 1..n in file order (Cranfield's qrels); field: keep .I.")] = "position",
-    grades: Annotated[str, typer.Option(help="as-is, or cleverdon (1 best .. 4, -1/5 none -> 4..1, 0).")] = "as-is",
+    query_ids: Annotated[Literal["position", "field"], typer.Option(help="position: number queries 1..n in file order (Cranfield's qrels); field: keep .I.")] = "position",
+    grades: Annotated[Literal["as-is", "cleverdon"], typer.Option(help="as-is, or cleverdon (1 best .. 4, -1/5 none -> 4..1, 0).")] = "as-is",
+    as_json: JsonOpt = False,
 ) -> None:
     """Convert a SMART test collection (Cranfield, CISI, MED, CACM) to BEIR format."""
-    from layerwise.search import datasets, smart
+    from layerwise.evaluation.smart import convert
 
-    docs = smart.read_documents(documents)
-    found_queries = smart.read_queries(queries, query_ids)
-    judged = smart.read_qrels(qrels, grades)
-    unknown = sorted(set(judged) - set(found_queries), key=lambda q: (len(q), q))
-    if unknown:
-        typer.secho(f"warning: qrels name {len(unknown)} queries not in {queries} (first: {unknown[:5]}); check --query-ids", fg=typer.colors.YELLOW, err=True)
-    datasets.write_beir(output, docs, found_queries, judged)
-    pairs = sum(len(v) for v in judged.values())
-    typer.echo(f"wrote {output}: {len(docs)} documents, {len(found_queries)} queries, {pairs} judgements for {len(judged)} queries")
+    summary = convert(documents, queries, qrels, output, query_ids, grades)
+    render.smart_import(summary, as_json)
 
 
 @app.command("learn-mix")
@@ -457,35 +387,14 @@ def learn_mix(
     as_json: JsonOpt = False,
 ) -> None:
     """Learn layer weights from training qrels over the stored vectors; store them as a view."""
-    from layerwise.search import datasets
-    from layerwise.search.learn_mix import learn
-    from layerwise.search.searcher import Searcher
-    from layerwise.search.views import save_mix
+    from layerwise.evaluation import datasets
 
-    target = _store(db, home).open(collection)
-    searcher = Searcher(target, device=device, dtype=dtype)
+    kb = _library(db, home, device, dtype).open(collection)
     texts = datasets.read_queries(queries)
-    learned = learn(searcher, texts, datasets.read_qrels(qrels), separate=separate, steps=steps, lr=lr,
-                    temperature=temperature, seed=seed, progress=not as_json)
-    save_mix(target, name, learned.doc_spec, learned.query_spec)
-    result: dict[str, Any] = {"view": name, "doc_weights": learned.doc_weights, "query_weights": learned.query_weights,
-                              "loss_first": learned.losses[0], "loss_last": learned.losses[-1], "training_queries": learned.queries}
-    if eval_qrels:
-        from layerwise.search.evaluation import evaluate as run_evaluation
-
-        held_out = run_evaluation(searcher, texts, datasets.read_qrels(eval_qrels), [name, "-1"], progress=not as_json)
-        result["held_out"] = held_out.to_dict()
-    if as_json:
-        _print_json(result)
-        return
-    typer.echo(f"learnt {name} from {learned.queries} queries: loss {learned.losses[0]:.4f} -> {learned.losses[-1]:.4f}")
-    typer.echo("document weights: " + "  ".join(f"h{i}={w:.3f}" for i, w in enumerate(learned.doc_weights)))
-    if separate:
-        typer.echo("query weights:    " + "  ".join(f"h{i}={w:.3f}" for i, w in enumerate(learned.query_weights)))
-    if eval_qrels:
-        from layerwise import render
-
-        _console().print(render.evaluation_table(held_out))
+    learned = kb.learn_mix(texts, datasets.read_qrels(qrels), name, separate=separate, steps=steps, lr=lr,
+                           temperature=temperature, seed=seed, progress=_progress())
+    held_out = kb.evaluate(texts, datasets.read_qrels(eval_qrels), [name, "-1"], progress=_progress()) if eval_qrels else None
+    render.learned_mix(name, learned, held_out, as_json)
 
 
 @app.command()
@@ -495,17 +404,13 @@ def delete(
     doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")],
     db: DbOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Remove documents from the database, and from every index (rebuilt from stored vectors)."""
-    from layerwise.search.views import rebuild_all
-
-    target = _store(db, home).open(collection)
-    with target.writing():
-        removed = target.delete_documents(doc_ids)
-        if removed:
-            rebuild_all(target)
+    removed = _library(db, home).open(collection).delete(doc_ids)
     missing = len(set(doc_ids)) - removed
-    typer.echo(f"removed {removed} documents from {collection}" + (f"; {missing} ids were not in it" if missing else ""))
+    text = f"removed {removed} documents from {collection}" + (f"; {missing} ids were not in it" if missing else "")
+    render.message({"collection": collection, "removed": removed, "missing": missing}, text, as_json)
 
 
 @app.command()
@@ -519,22 +424,8 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify database <-> stored vectors <-> every index; exit 1 when they differ."""
-    from dataclasses import asdict
-
-    from layerwise.storage import check as checking
-
-    target = _store(db, home).open(collection)
-    report = checking.repair(target) if repair else checking.check(target, recall=recall)
-    if as_json:
-        _print_json({**asdict(report), "ok": report.ok})
-    else:
-        for line in report.repaired:
-            typer.echo(f"repaired: {line}")
-        for view in report.views:
-            extra = f", recall@10 {view.recall_at_10:.3f}" if view.recall_at_10 is not None else ""
-            typer.echo(f"{view.name:<16} {view.kind:<5} {view.ntotal:>9} vectors  {'ok' if view.ok else view.problem}{extra}")
-        typer.echo(f"{collection}: {report.passages} passages, {report.vector_rows} vector rows: " +
-                   ("consistent" if report.ok else "; ".join(report.problems) + " — run `layerwise check " + collection + " --repair`"))
+    report = _library(db, home).open(collection).check(repair=repair, recall=recall)
+    render.check_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -544,7 +435,7 @@ def main() -> None:
     try:
         app()
     except LayerwiseError as exc:  # raised outside a command body (e.g. in a callback)
-        _err(str(exc))
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(exc.exit_code)
 
 

@@ -15,10 +15,20 @@ end (-1 is the last layer). A spec is parsed once into a validated object:
 A mix L2-normalises each layer before weighting it (``unit``, the default); add
 ``; raw`` as the last argument to weight the raw pooled vectors instead. Every
 mix is L2-normalised after mixing when it is indexed or searched.
+
+A *view spec* (``parse_view``) is any of the above, or
+
+    bm25                  lexical ranking
+    rrf(bm25 | -1)        reciprocal rank fusion of view specs
+    fuse(bm25:0.3 | -1:0.7)  weighted fusion of min-max normalised scores
+    NAME                  a view stored in the collection (``validate_view_name``)
+
+so the CLI, the API, the server and evaluation read views with one grammar.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -27,6 +37,11 @@ import numpy as np
 from layerwise.errors import LayerRangeError, LayerSpecError
 
 MIX_KINDS = ("mean", "wsum", "concat", "firstlast")
+FUSION_METHODS = ("rrf", "fuse")
+BM25 = "bm25"
+RESERVED_NAMES = frozenset({"all", "stored", "default", BM25, *MIX_KINDS, *FUSION_METHODS})
+_VIEW_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+_LAYER_NAME_RE = re.compile(r"^layer\d+$", re.I)
 _MIX_RE = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.S)
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
@@ -187,6 +202,8 @@ def _parse_weights(text: str, whole: str) -> tuple[float, ...]:
         weights = tuple(float(w) for w in text.split(","))
     except ValueError:
         raise LayerSpecError(f"weights '{text}' in '{whole}' are not numbers: write 0.1,0.2,0.3,0.4") from None
+    if not all(math.isfinite(w) for w in weights):
+        raise LayerSpecError(f"weights in '{whole}' must be finite numbers (no nan or inf)")
     if not any(weights):
         raise LayerSpecError(f"weights in '{whole}' are all zero")
     return weights
@@ -208,3 +225,99 @@ def _range_error(index: int, num_states: int) -> LayerRangeError:
 def layer_name(index: int) -> str:
     """The view name of a single hidden state."""
     return f"layer{index}"
+
+
+@dataclass(frozen=True)
+class Lexical:
+    """A lexical ranking (BM25) over the collection's passages."""
+
+    name: str = BM25
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Named:
+    """A view stored in a collection, by name (``layer3`` names a single layer)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """``rrf(a | b | ...)`` or ``fuse(a:0.3 | b:0.7)``: one ranking from several view specs."""
+
+    method: str
+    members: tuple["ViewSpec", ...]
+    weights: tuple[float, ...] | None = None
+
+    def __str__(self) -> str:
+        if self.weights is None:
+            return f"{self.method}({' | '.join(str(m) for m in self.members)})"
+        return f"{self.method}({' | '.join(f'{m}:{w:g}' for m, w in zip(self.members, self.weights))})"
+
+
+ViewSpec = Selection | Mix | Lexical | Named | Fusion
+
+
+def parse_view(text: str) -> ViewSpec:
+    """Parse any view spec: a layer selection or mix, bm25, a fusion, or a stored view name."""
+    text = text.strip()
+    match = _MIX_RE.match(text)
+    if match and match.group(1).lower() in FUSION_METHODS:
+        return _parse_fusion(match.group(1).lower(), match.group(2), text)
+    if text.lower() == BM25:
+        return Lexical()
+    if _VIEW_NAME_RE.fullmatch(text) and text.lower() != "all":
+        return Named(text)
+    return parse(text)
+
+
+def _parse_fusion(method: str, body: str, whole: str) -> Fusion:
+    parts = [p.strip() for p in _split_members(body) if p.strip()]
+    if not parts:
+        raise LayerSpecError(f"'{whole}' fuses nothing: write e.g. rrf(bm25 | -1) or fuse(bm25:0.3 | -1:0.7)")
+    weighted = [p.rpartition(":") for p in parts]
+    if all(w[0].strip() and _is_number(w[2]) for w in weighted):
+        weights = tuple(float(w[2]) for w in weighted)
+        if not all(math.isfinite(w) for w in weights) or not any(weights):
+            raise LayerSpecError(f"weights in '{whole}' must be finite numbers, not all zero")
+        return Fusion(method, tuple(parse_view(w[0]) for w in weighted), weights)
+    return Fusion(method, tuple(parse_view(p) for p in parts), None)
+
+
+def _split_members(body: str) -> list[str]:
+    """Split on '|' outside parentheses, so fusions and mixes nest."""
+    parts, depth, current = [], 0, []
+    for char in body:
+        depth += (char == "(") - (char == ")")
+        if char == "|" and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_view_name(name: str) -> str:
+    """A name a view can be stored under, or LayerSpecError saying why not."""
+    if not _VIEW_NAME_RE.fullmatch(name):
+        raise LayerSpecError(
+            f"view name {name!r} is invalid: start with a letter, then letters, digits, '_', '-' or '.' (at most 64)"
+        )
+    if name.lower() in RESERVED_NAMES or _LAYER_NAME_RE.match(name):
+        raise LayerSpecError(f"view name '{name}' is reserved (layerN, bm25, all, mix and fusion names): choose another name")
+    return name

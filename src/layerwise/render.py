@@ -1,26 +1,106 @@
-"""Terminal presentation of results: rich tables for hits, side-by-side views and info."""
+"""Terminal presentation: rich tables and plain lines for people, JSON (docs/json.md) for scripts.
+
+Text that comes from documents is escaped before it reaches the terminal: rich
+markup is quoted and control characters (ANSI escapes) are made visible, so a
+document cannot restyle or rewrite the screen.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import errno
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
+import typer
+from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from layerwise.search.searcher import Hit
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from layerwise.api import IndexReport
+    from layerwise.evaluation.evaluation import Evaluation
+    from layerwise.evaluation.learn_mix import LearnedMix
+    from layerwise.search.searcher import Comparison, SearchResult
+    from layerwise.storage.check import CheckReport
+    from layerwise.types import Hit, LayerEmbeddings
+
+SCHEMA_VERSION = 1
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Document text made inert for a terminal: control characters shown as \\xNN, rich markup escaped."""
+    return escape(_CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 def snippet(text: str, width: int = 120) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    return safe(flat if len(flat) <= width else flat[: width - 1] + "…")
 
 
-def hits_table(results: dict[str, list[Hit]]) -> Table:
-    (view, hits), = results.items()
-    table = Table(title=f"view {view}", title_justify="left")
+def console() -> Console:
+    """A console as wide as the terminal, or $COLUMNS, or 200 columns when writing to a pipe."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return Console(width=int(os.environ["COLUMNS"]))
+    found = Console()
+    return found if found.is_terminal else Console(width=200)
+
+
+def print_json(data: Any) -> None:
+    payload = data if "schema_version" in data else {"schema_version": SCHEMA_VERSION, **data}
+    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+
+
+def message(data: dict[str, Any], text: str, as_json: bool) -> None:
+    """A one-line outcome: the text for people, the data for scripts."""
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(text)
+
+
+def warn(lines: Sequence[str]) -> None:
+    for line in lines:
+        typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+
+
+def os_error(exc: OSError) -> str:
+    """One line for a failed file operation, naming the file and what to do."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full{where}: free space and run the command again; committed batches are kept"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{where}: {exc.strerror}; choose a writable --home/--db or fix the permissions"
+    return f"{exc.strerror or exc}{where}"
+
+
+# -- indexing ------------------------------------------------------------------------------------
+def index_report(report: IndexReport, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_dict())
+        return
+    warn(report.inputs.warnings)
+    s = report.summary
+    typer.echo(f"{report.collection}: {s.added} added, {s.updated} updated, {s.unchanged} unchanged, "
+               f"{s.removed} removed; {s.passages} passages encoded in {s.seconds:.1f}s")
+    if report.inputs.skipped:
+        typer.secho(f"skipped {len(report.inputs.skipped)}:", fg=typer.colors.YELLOW)
+        typer.echo("\n".join(f"  {line}" for line in report.inputs.skipped))
+
+
+# -- searching -----------------------------------------------------------------------------------
+def hits_table(view: str, hits: list[Hit]) -> Table:
+    table = Table(title=f"view {safe(view)}", title_justify="left")
     for column, style in (("rank", "dim"), ("score", "cyan"), ("document", "bold"), ("title", ""), ("passage", "")):
         table.add_column(column, style=style, overflow="fold")
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.4f}", h.doc_id, snippet(h.title, 40), snippet(h.text))
+        table.add_row(str(h.rank), f"{h.score:.4f}", safe(h.doc_id), snippet(h.title, 40), snippet(h.text))
     return table
 
 
@@ -28,16 +108,49 @@ def side_by_side(results: dict[str, list[Hit]]) -> Table:
     table = Table(title="top documents per view (score)", title_justify="left")
     table.add_column("rank", style="dim")
     for view in results:
-        table.add_column(view, overflow="fold")
+        table.add_column(safe(view), overflow="fold")
     depth = max((len(h) for h in results.values()), default=0)
     for rank in range(depth):
-        cells = [f"{hits[rank].doc_id} ({hits[rank].score:.3f})" if rank < len(hits) else "" for hits in results.values()]
+        cells = [f"{safe(hits[rank].doc_id)} ({hits[rank].score:.3f})" if rank < len(hits) else "" for hits in results.values()]
         table.add_row(str(rank + 1), *cells)
     return table
 
 
-def info_panel(data: dict[str, Any]) -> Table:
-    table = Table(title=f"collection {data['name']}", show_header=False, title_justify="left")
+def search_result(result: SearchResult, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if len(result.results) == 1:
+        console().print(hits_table(*next(iter(result.results.items()))))
+    else:
+        console().print(side_by_side(result.results))
+
+
+def overlap_table(names: list[str], matrix: Any, k: int) -> Table:
+    table = Table(title=f"Jaccard@{k} overlap between views", title_justify="left")
+    table.add_column("")
+    for name in names:
+        table.add_column(safe(name), justify="right")
+    for name, row in zip(names, matrix):
+        table.add_row(safe(name), *(f"{x:.2f}" for x in row))
+    return table
+
+
+def comparison(result: Comparison, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out = console()
+    out.print(side_by_side(result.search.results))
+    out.print(overlap_table(result.views, result.jaccard, result.search.k))
+
+
+# -- collections ---------------------------------------------------------------------------------
+def info(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"collection {safe(data['name'])}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     for key, value in data.items():
@@ -45,61 +158,98 @@ def info_panel(data: dict[str, Any]) -> Table:
             value = "\n".join(f"{v['name']}: {v['spec']} ({v['index_bytes']:,} bytes)" for v in value)
         elif key == "model":
             value = "\n".join(f"{k}: {v}" for k, v in value.items())
-        elif isinstance(value, int):
+        elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"
-        table.add_row(key, str(value))
-    return table
+        if key != "schema_version":
+            table.add_row(key, safe(str(value)))
+    console().print(table)
 
 
-def overlap_table(names: list[str], matrix: Any, k: int) -> Table:
-    table = Table(title=f"Jaccard@{k} overlap between views", title_justify="left")
-    table.add_column("")
-    for name in names:
-        table.add_column(name, justify="right")
-    for name, row in zip(names, matrix):
-        table.add_row(name, *(f"{x:.2f}" for x in row))
-    return table
+def collections(names: list[str], url: str, as_json: bool) -> None:
+    if as_json:
+        print_json({"database": url, "collections": names})
+    else:
+        typer.echo("\n".join(names) if names else f"no collections in {url}")
 
 
-def _eval_rows(evaluation: Any) -> tuple[list[str], list[list[str]]]:
-    best = evaluation.best()
-    header = ["view", "kind", *evaluation.metrics, f"p vs {evaluation.baseline}", "wins/losses"]
-    rows = []
-    for v in evaluation.views:
-        p = "baseline" if v.name == evaluation.baseline else f"{v.p_value:.4f}"
-        wl = "" if v.name == evaluation.baseline else f"{v.wins}/{v.losses}"
-        name = f"{v.name} *" if v.name == best else v.name
-        rows.append([name, v.kind, *(f"{100 * v.means[m]:.2f}" for m in evaluation.metrics), p, wl])
-    return header, rows
+def views(collection: str, found: list[dict[str, str]], default: str, as_json: bool) -> None:
+    if as_json:
+        print_json({"collection": collection, "default_view": default, "views": found})
+    else:
+        typer.echo("\n".join(f"{v['name']:<20} {v['spec']}" for v in found) + f"\ndefault view: {default}")
 
 
-def evaluation_table(evaluation: Any) -> Table:
-    header, rows = _eval_rows(evaluation)
+def embedded(path: Path, result: LayerEmbeddings, as_json: bool) -> None:
+    data = {"output": str(path), "shape": list(result.vectors.shape), "layers": list(result.layers), "model": result.model.to_dict()}
+    text = f"wrote {path}: embeddings {result.vectors.shape} for hidden states {list(result.layers)} of {result.model.name}"
+    message(data, text, as_json)
+
+
+def tokens_exported(summary: Any, as_json: bool) -> None:
+    data = {"output": summary.path, "texts": summary.texts, "rows": summary.rows, "unit": summary.unit,
+            "layers": list(summary.layers), "model": summary.model, "window": summary.window, "stride": summary.stride}
+    text = (f"wrote {summary.path}: {summary.rows} {summary.unit} vectors of {summary.texts} texts, hidden states "
+            f"{list(summary.layers)} of {summary.model} (windows of {summary.window} tokens, stride {summary.stride})")
+    message(data, text, as_json)
+
+
+def check_report(report: CheckReport, as_json: bool) -> None:
+    if as_json:
+        print_json({**asdict(report), "ok": report.ok})
+        return
+    lines = [f"repaired: {line}" for line in report.repaired]
+    for view in report.views:
+        extra = f", recall@10 {view.recall_at_10:.3f}" if view.recall_at_10 is not None else ""
+        lines.append(f"{view.name:<16} {view.kind:<5} {view.ntotal:>9} vectors  {'ok' if view.ok else view.problem}{extra}")
+    verdict = "consistent" if report.ok else "; ".join(report.problems) + f" — run `layerwise check {report.collection} --repair`"
+    lines.append(f"{report.collection}: {report.passages} passages, {report.vector_rows} vector rows: {verdict}")
+    typer.echo("\n".join(lines))
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+def evaluation_table(evaluation: Evaluation) -> Table:
+    from layerwise.evaluation.report import table_rows
+
+    header, rows = table_rows(evaluation)
     title = (f"{evaluation.collection}: {evaluation.queries} queries, metrics x100; * best {evaluation.metrics[0]}; "
              f"paired randomization test on {evaluation.metrics[0]}")
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i < 2 else "right")
+        table.add_column(safe(column), justify="left" if i < 2 else "right")
     for row in rows:
-        table.add_row(*row, style="bold green" if row[0].endswith(" *") else None)
+        table.add_row(*(safe(c) for c in row), style="bold green" if row[0].endswith(" *") else None)
     return table
 
 
-def evaluation_markdown(evaluation: Any) -> str:
-    header, rows = _eval_rows(evaluation)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+def evaluation(result: Evaluation, written: list[str], as_json: bool) -> None:
+    run_id = result.config.get("run_id")
+    if as_json:
+        print_json({"run_id": run_id, **result.to_dict(), "written": written})
+        return
+    console().print(evaluation_table(result))
+    typer.echo(f"best {result.metrics[0]}: {result.best()}; saved as evaluation run {run_id}"
+               + (f"; wrote {', '.join(written)}" if written else ""))
 
 
-def evaluation_csv(evaluation: Any) -> str:
-    import csv
-    import io
+def learned_mix(name: str, learned: LearnedMix, held_out: Evaluation | None, as_json: bool) -> None:
+    if as_json:
+        data = {"view": name, "doc_weights": learned.doc_weights, "query_weights": learned.query_weights,
+                "loss_first": learned.losses[0], "loss_last": learned.losses[-1], "training_queries": learned.queries,
+                "held_out": held_out.to_dict() if held_out else None}
+        print_json(data)
+        return
+    typer.echo(f"learnt {name} from {learned.queries} queries: loss {learned.losses[0]:.4f} -> {learned.losses[-1]:.4f}")
+    typer.echo("document weights: " + "  ".join(f"h{i}={w:.3f}" for i, w in enumerate(learned.doc_weights)))
+    if learned.query_weights != learned.doc_weights:
+        typer.echo("query weights:    " + "  ".join(f"h{i}={w:.3f}" for i, w in enumerate(learned.query_weights)))
+    if held_out is not None:
+        console().print(evaluation_table(held_out))
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["view", "kind", "layer", *evaluation.metrics, "p_value", "wins", "losses", "ties"])
-    for v in evaluation.views:
-        writer.writerow([v.name, v.kind, "" if v.layer is None else v.layer, *(f"{v.means[m]:.6f}" for m in evaluation.metrics),
-                         "" if v.p_value is None else f"{v.p_value:.6f}", v.wins, v.losses, v.ties])
-    return buffer.getvalue()
+
+def smart_import(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(summary)
+        return
+    warn(summary["warnings"])
+    typer.echo(f"wrote {summary['output']}: {summary['documents']} documents, {summary['queries']} queries, "
+               f"{summary['judgements']} judgements for {summary['judged_queries']} queries")

@@ -8,13 +8,14 @@ import pytest
 
 from layerwise.indexer.encoder import Encoder
 from layerwise.indexer.model import resolve_model_path
+from layerwise.settings import EncoderSettings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 
 
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
-    return Encoder(device="cpu")
+    return Encoder(EncoderSettings(device="cpu"))
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from layerwise.cli import app
+from tests.results import by_view
 
 from tests.integration import postgres
 
@@ -43,7 +44,7 @@ def cli(backend, *args):
 
 def test_search_every_layer(backend):
     result = cli(backend, "search", "notes", "how do I rotate the logs", "--layer", "all", "-k", "3", "--json")
-    views = json.loads(result.stdout)["views"]
+    views = by_view(json.loads(result.stdout))
     assert len(views) == 7 and views["layer6"][0]["doc_id"] == "ops/log-rotation.md"
 
 
@@ -59,7 +60,7 @@ def test_reindex_is_incremental_and_delete_keeps_views_consistent(backend):
     assert cli(backend, "mix", "notes", "last2", "mean(-2:)").exit_code == 0
     assert cli(backend, "delete", "notes", "ops/cron.md").exit_code == 0
     assert json.loads(cli(backend, "check", "notes", "--json").stdout)["ok"]
-    hits = json.loads(cli(backend, "search", "notes", "cron", "--layer", "last2", "--json").stdout)["views"]["last2"]
+    hits = by_view(json.loads(cli(backend, "search", "notes", "cron", "--layer", "last2", "--json").stdout))["last2"]
     assert "ops/cron.md" not in [h["doc_id"] for h in hits]
 
 
@@ -74,6 +75,6 @@ def test_evaluate_and_saved_run(backend):
 def test_bm25_where_the_database_has_it(backend):
     result = cli(backend, "search", "notes", "logrotate", "--layer", "bm25", "--json")
     if backend[0].startswith("sqlite"):
-        assert json.loads(result.stdout)["views"]["bm25"][0]["doc_id"] == "ops/log-rotation.md"
+        assert by_view(json.loads(result.stdout))["bm25"][0]["doc_id"] == "ops/log-rotation.md"
     else:
         assert result.exit_code == 2 and "BM25 needs the SQLite metadata store" in result.stderr

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from layerwise.cli import app
+from tests.results import by_view
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 
@@ -32,7 +33,7 @@ def run(home, *args):
 def test_search_json(home):
     result = run(home, "search", "notes", "how do I rotate the logs", "--layer", "-1", "-k", "5", "--json")
     assert result.exit_code == 0, result.output
-    hits = json.loads(result.stdout)["views"]["layer6"]
+    hits = by_view(json.loads(result.stdout))["layer6"]
     assert len(hits) == 5 and hits[0]["doc_id"] == "ops/log-rotation.md" and hits[0]["title"]
 
 
@@ -43,7 +44,7 @@ def test_search_all_layers_table(home):
 
 def test_search_bm25(home):
     result = run(home, "search", "notes", "logrotate compress", "--layer", "bm25", "--json")
-    assert json.loads(result.stdout)["views"]["bm25"][0]["doc_id"] == "ops/log-rotation.md"
+    assert by_view(json.loads(result.stdout))["bm25"][0]["doc_id"] == "ops/log-rotation.md"
 
 
 def test_info(home):
@@ -88,7 +89,8 @@ def test_embed(tmp_path):
         (["search", "notes", "q", "--layer", "9"], "layer 9 is out of range: this model has hidden states 0..6"),
         (["search", "notes", "q", "--layer", "mean(-9:)"], "out of range"),
         (["search", "notes", "   "], "the query is empty"),
-        (["search", "notes", "q", "--layer", "foo"], "cannot read layer 'foo'"),
+        (["search", "notes", "q", "--layer", "foo"], "no view 'foo' in collection 'notes'"),
+        (["search", "notes", "q", "--view", "mean(-4:"], "cannot read layer"),
         (["index", "/no/such/dir", "-c", "x"], "does not exist"),
         (["index", str(SAMPLE / "docs"), "-c", "x2", "--model", "/no/such/model"], "model path /no/such/model does not exist"),
         (["evaluate", "notes", "--queries", "/no/q.jsonl", "--qrels", "/no/q.tsv"], "does not exist"),

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from layerwise.cli import app
 from layerwise.search.searcher import Searcher
-from layerwise.search.views import resolve
+from layerwise.api import Library
 from layerwise.storage import check as checking
 from layerwise.storage.collection import Store
 
@@ -44,8 +44,8 @@ def _snapshot(home: Path) -> dict:
     key = {r: (info[r].doc_id, info[r].char_start) for r in rows.tolist()}
     order = sorted(rows.tolist(), key=lambda r: key[r])
     vectors = [np.asarray(collection.layer_vectors(i))[order] for i in range(collection.num_states)]
-    searcher = Searcher(collection)
-    hits = {q: {v: [h.doc_id for h in hs] for v, hs in searcher.search(q, resolve(collection, "all"), 5).items()} for q in TOPICS[:3]}
+    searcher = Searcher(collection, Library(home=home, device="cpu").encoder_for)
+    hits = {q: {v: [h.doc_id for h in hs] for v, hs in searcher.search(q, ["all"], 5).results.items()} for q in TOPICS[:3]}
     return {"keys": [key[r] for r in order], "texts": [info[r].text for r in order], "vectors": vectors, "hits": hits,
             "check": checking.check(collection).problems}
 
@@ -194,7 +194,7 @@ def test_ann_index_types_and_recall_check(tmp_path):
     report = json.loads(runner.invoke(app, ["check", "c", "--recall", "--home", str(tmp_path), "--json"]).stdout)
     assert {v["kind"] for v in report["views"]} == {"hnsw"} and all(v["recall_at_10"] >= 0.9 for v in report["views"])
     bad = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--index", "lsh"])
-    assert bad.exit_code == 2 and "unknown index type 'lsh'" in bad.stderr
+    assert bad.exit_code == 2 and "'lsh' is not one of" in bad.stderr
 
 
 def test_database_from_another_schema_version_is_refused(tmp_path):
@@ -205,5 +205,5 @@ def test_database_from_another_schema_version_is_refused(tmp_path):
     Store(home=tmp_path)
     with sqlite3.connect(tmp_path / "layerwise.db") as db:
         db.execute("UPDATE layerwise_meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StorageError, match="schema version 99, this layerwise reads 1"):
+    with pytest.raises(StorageError, match="schema version 99, this layerwise reads up to 2"):
         Store(home=tmp_path)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from layerwise.indexer.encoder import Encoder
+from layerwise.settings import EncoderSettings
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -46,7 +47,7 @@ def test_default_model_matches_transformers(encoder: Encoder, pooling: str):
 
 @pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
 def test_random_small_bert_matches_transformers(tiny_bert_dir, pooling: str):
-    tiny = Encoder(str(tiny_bert_dir), device="cpu", pooling=pooling)
+    tiny = Encoder(EncoderSettings(model=str(tiny_bert_dir), device="cpu", pooling=pooling))
     assert tiny.num_states == 4 and tiny.max_tokens == 128
     got = tiny.encode(TEXTS).vectors
     assert got.shape == (len(TEXTS), 4, 32)

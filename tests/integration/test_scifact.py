@@ -8,8 +8,8 @@ import pytest
 
 from layerwise.indexer.inputs import InputReport, read_documents
 from layerwise.indexer.pipeline import index_documents
-from layerwise.search import datasets
-from layerwise.search.evaluation import evaluate
+from layerwise.evaluation import datasets
+from layerwise.evaluation.evaluation import evaluate
 from layerwise.search.searcher import Searcher
 from layerwise.storage.collection import Store
 

@@ -112,8 +112,11 @@ def test_cli_writes_safetensors_with_tokens_and_refuses_other_suffixes(tmp_path)
         assert json.loads(f.metadata()["tokens"])[:4] == ["[CLS]", "first", "text", "here"]
     bad = CliRunner().invoke(app, ["embed", str(texts), "--tokens", "-o", str(tmp_path / "tok.parquet")])
     assert bad.exit_code == 2 and ".npz or .safetensors" in bad.output and not (tmp_path / "tok.parquet").exists()
-    words = CliRunner().invoke(app, ["embed", str(texts), "--words", "-o", str(tmp_path / "w.npz")])
-    assert words.exit_code == 2 and "--tokens" in words.output
+    words = CliRunner().invoke(app, ["embed", str(texts), "--words", "--layers", "-1", "-o", str(tmp_path / "w.npz")])
+    assert words.exit_code == 0, words.output  # --words implies --tokens
+    assert np.load(tmp_path / "w.npz")["tokens"].tolist() == ["first", "text", "here", "second", "one"]
+    pooled = CliRunner().invoke(app, ["embed", str(texts), "--tokens", "--pooling", "cls", "-o", str(tmp_path / "p.npz")])
+    assert pooled.exit_code == 2 and "--pooling" in pooled.output
 
 
 _PEAK = """

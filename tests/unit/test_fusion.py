@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from layerwise.search.fusion import Fusion, parse_fusion, rrf, score_fusion
+from layerwise.layers import Fusion, Lexical, Mix, Selection, parse_view
+from layerwise.search.fusion import rrf, score_fusion
 from layerwise.search.ranking import Ranking
 
 
@@ -24,15 +25,17 @@ def test_score_fusion_normalises_each_ranking():
 
 
 def test_parse_fusion():
-    assert parse_fusion("-1") is None
-    assert parse_fusion("rrf(bm25 | -1)") == Fusion("rrf", ("bm25", "-1"), None)
-    assert parse_fusion("fuse(bm25:0.3 | -1:0.7)") == Fusion("fuse", ("bm25", "-1"), (0.3, 0.7))
-    assert parse_fusion("rrf(-4: | mean(-4:))").members == ("-4:", "mean(-4:)")
+    assert isinstance(parse_view("-1"), Selection)
+    assert parse_view("rrf(bm25 | -1)") == Fusion("rrf", (Lexical(), parse_view("-1")), None)
+    assert parse_view("fuse(bm25:0.3 | -1:0.7)") == Fusion("fuse", (Lexical(), parse_view("-1")), (0.3, 0.7))
+    members = parse_view("rrf(-4: | mean(-4:))").members
+    assert str(members[0]) == "-4:" and isinstance(members[1], Mix)
+    assert str(parse_view("rrf(bm25 | rrf(-1 | 0))")) == "rrf(bm25 | rrf(-1 | 0))"
 
 
 def test_empty_fusion_is_an_error():
     with pytest.raises(Exception, match="fuses nothing"):
-        parse_fusion("rrf()")
+        parse_view("rrf()")
 
 
 def test_rows_that_are_no_longer_live_are_dropped():

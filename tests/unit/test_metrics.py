@@ -5,7 +5,7 @@ import pytest
 import pytrec_eval
 
 from layerwise.errors import UsageError
-from layerwise.search import metrics as M
+from layerwise.evaluation import metrics as M
 
 PAIRS = {"ndcg@10": "ndcg_cut_10", "ndcg@5": "ndcg_cut_5", "recall@10": "recall_10", "recall@100": "recall_100",
          "map@100": "map_cut_100", "map@10": "map_cut_10", "p@10": "P_10", "p@5": "P_5"}

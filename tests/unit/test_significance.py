@@ -1,6 +1,6 @@
 import numpy as np
 
-from layerwise.search.significance import randomization_test, wins_losses
+from layerwise.evaluation.significance import randomization_test, wins_losses
 
 
 def test_identical_systems_have_p_one():

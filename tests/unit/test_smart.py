@@ -1,6 +1,6 @@
 import pytest
 
-from layerwise.search import datasets, smart
+from layerwise.evaluation import datasets, smart
 
 DOCS = ".I 1\r\n.T\r\nexperimental wing\r\n.A\r\nsmith\r\n.B\r\nj. ae. 1958\r\n.W\r\nexperimental wing\r\nin a slipstream .\r\n.I 2\r\n.T\r\nflow\r\n.W\r\nboundary layer flow .\r\n"
 QUERIES = ".I 001\n.W\nwhat similarity laws\nmust be obeyed .\n.I 004\n.W\nboundary layers\n"

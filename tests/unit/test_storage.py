@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from layerwise.errors import CollectionExists, CollectionNotFound, CorruptIndex, ModelMismatch
-from layerwise.indexer.inputs import Document
-from layerwise.indexer.model import ModelIdentity
-from layerwise.indexer.passages import Passage
+from layerwise.types import Document
+from layerwise.types import ModelIdentity
+from layerwise.types import Passage
 from layerwise.storage import faiss_index
 from layerwise.storage.collection import Store
 from layerwise.storage.vectors import VectorFile

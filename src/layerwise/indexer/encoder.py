@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from layerwise.errors import UsageError
+from layerwise.errors import LayerRangeError, UsageError
 from layerwise.indexer import model as model_io
 from layerwise.indexer.device import default_max_batch, default_token_budget, resolve_device, resolve_dtype
-from layerwise.indexer.embeddings import LayerEmbeddings
-from layerwise.indexer.model import ModelIdentity
-from layerwise.indexer.pooling import POOLINGS, pool
+from layerwise.indexer.pooling import pool
+from layerwise.settings import EncoderSettings
+from layerwise.types import LayerEmbeddings, ModelIdentity
 
 
 class _StopForward(Exception):
@@ -68,43 +68,31 @@ def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int = 512
 class Encoder:
     """A loaded encoder that pools every hidden state of its inputs."""
 
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        device: str = "auto",
-        pooling: str = "mean",
-        dtype: str = "auto",
-        max_tokens: int | None = None,
-        token_budget: int | None = None,
-        quantize: str | None = None,
-        workers: int | None = None,
-    ) -> None:
-        if pooling not in POOLINGS:
-            raise UsageError(f"unknown pooling '{pooling}': use one of {', '.join(POOLINGS)}")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(self.device, dtype)
-        name, self.model, self.tokenizer, self.path = model_io.load(model)
+    def __init__(self, settings: EncoderSettings | None = None) -> None:
+        self.settings = settings = settings or EncoderSettings()
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_dtype(self.device, settings.dtype)
+        name, self.model, self.tokenizer, self.path = model_io.load(settings.model)
         self.model.to(self.device, self.dtype).eval()
-        if quantize:
-            self.model = quantized(self.model, quantize, self.device)
-        self.pooling = pooling
+        if settings.quantize:
+            self.model = quantized(self.model, settings.quantize, self.device)
+        self.pooling = settings.pooling or "mean"
         config = self.model.config
         limit = model_io.max_tokens_of(self.path, config, self.tokenizer)
-        self.max_tokens = min(max_tokens or limit, limit)
-        self.token_budget = token_budget or default_token_budget(self.device)
+        self.max_tokens = _checked_max_tokens(settings.max_tokens, limit, self.tokenizer)
+        self.token_budget = settings.token_budget or default_token_budget(self.device)
         self.max_batch = default_max_batch(self.device)
-        self.workers = workers or ((os.cpu_count() or 1) if self.device.type == "cpu" else 1)
+        self.workers = settings.workers or ((os.cpu_count() or 1) if self.device.type == "cpu" else 1)
         self.num_states = int(config.num_hidden_layers) + 1
         self.identity = ModelIdentity(
             name=name,
             config_hash=model_io.config_hash(config),
             tokenizer=model_io.tokenizer_fingerprint(self.tokenizer),
-            pooling=pooling,
+            pooling=self.pooling,
             max_tokens=self.max_tokens,
             num_states=self.num_states,
             dim=int(config.hidden_size),
-            quantize=quantize,
+            quantize=settings.quantize,
         )
         self._modules = _locate_layers(self.model, self.num_states - 1)
         self._local = threading.local()
@@ -136,7 +124,7 @@ class Encoder:
         self, texts: Sequence[str], layers: Sequence[int] | None = None, progress: bool = False
     ) -> LayerEmbeddings:
         """Pooled vectors of the given hidden states (default: all) for each text, in input order."""
-        wanted = tuple(range(self.num_states)) if layers is None else tuple(layers)
+        wanted = self.states(layers)
         out = np.zeros((len(texts), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
         token_ids = self.tokenize(texts)
         bar = _progress(sum(len(t) for t in token_ids), progress)
@@ -147,6 +135,20 @@ class Encoder:
                 bar.update(int(batch.attention_mask.sum()))
         bar.close()
         return LayerEmbeddings(out, wanted, self.identity)
+
+    def states(self, layers: Sequence[int] | None) -> tuple[int, ...]:
+        """Non-negative hidden-state indices for ``layers`` (default all; negative counts from the end)."""
+        if layers is None:
+            return tuple(range(self.num_states))
+        out = []
+        for layer in layers:
+            if not -self.num_states <= int(layer) < self.num_states:
+                raise LayerRangeError(
+                    f"layer {layer} is out of range: this model has hidden states 0..{self.num_states - 1} "
+                    f"(or -{self.num_states}..-1 from the end)"
+                )
+            out.append(int(layer) % self.num_states)
+        return tuple(out)
 
     @contextmanager
     def _threads(self, workers: int) -> Iterator[Callable[..., Iterator[np.ndarray]]]:
@@ -199,6 +201,16 @@ class Encoder:
         """Fallback for architectures whose layers cannot be located: all hidden states at once."""
         states = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         return torch.stack([pool(states[i], mask, self.pooling) for i in wanted], dim=1).cpu().numpy()
+
+
+def _checked_max_tokens(asked: int | None, limit: int, tokenizer: object) -> int:
+    """The passage length: the model's limit unless asked for less; too long or too short is refused."""
+    if asked is None:
+        return limit
+    floor = tokenizer.num_special_tokens_to_add(pair=False) + 8  # type: ignore[attr-defined]
+    if not floor <= asked <= limit:
+        raise UsageError(f"--max-tokens {asked} is out of range: this model takes {floor}..{limit} tokens per passage")
+    return asked
 
 
 QUANTIZATIONS = ("int8",)

@@ -8,7 +8,6 @@ with replacement characters, and the :class:`InputReport` says what happened.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,24 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from layerwise.errors import InputError
+from layerwise.types import Document
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv")
-
-
-@dataclass(frozen=True)
-class Document:
-    """One document: external id, optional title, body text and free metadata."""
-
-    doc_id: str
-    title: str
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def content_hash(self) -> str:
-        blob = json.dumps([self.title, self.text], ensure_ascii=False).encode()
-        return hashlib.sha256(blob).hexdigest()
 
 
 @dataclass

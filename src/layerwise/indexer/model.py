@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +17,6 @@ from layerwise.errors import ModelNotFound, UsageError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What a collection records about its encoder; two encoders match when these match."""
-
-    name: str
-    config_hash: str
-    tokenizer: str
-    pooling: str
-    max_tokens: int
-    num_states: int
-    dim: int
-    quantize: str | None = None  # int8 vectors differ from fp32 ones: queries must match
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelIdentity":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-    def differences(self, other: "ModelIdentity") -> list[str]:
-        """Fields that differ, as 'field: mine != theirs' lines."""
-        mine, theirs = self.to_dict(), other.to_dict()
-        return [f"{k}: {mine[k]} != {theirs[k]}" for k in mine if k != "name" and mine[k] != theirs[k]]
 
 
 def resolve_model_path(name: str | None) -> tuple[str, str]:

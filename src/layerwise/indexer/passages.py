@@ -15,16 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from layerwise.errors import UsageError
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One window of a document: the text to embed and its span in the document text."""
-
-    ordinal: int
-    text: str
-    char_start: int
-    char_end: int
+from layerwise.types import Passage
 
 
 @dataclass(frozen=True)

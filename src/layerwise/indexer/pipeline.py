@@ -11,10 +11,14 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from tqdm.auto import tqdm
+
 from layerwise.indexer.encoder import Encoder
-from layerwise.indexer.inputs import Document, InputReport
+from layerwise.indexer.inputs import InputReport
 from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
+from layerwise.storage.views import rebuild_all
+from layerwise.types import Document
 
 
 @dataclass
@@ -70,10 +74,6 @@ def _index_locked(
     collection: Collection, encoder: Encoder, documents: Sequence[Document], report: InputReport,
     sync: bool, batch_docs: int, progress: bool, started: float,
 ) -> IndexSummary:
-    from tqdm.auto import tqdm
-
-    from layerwise.search.views import rebuild_all
-
     collection.prepare_write()
     existing = collection.document_hashes()
     todo = plan(documents, existing, report)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
-POOLINGS = ("mean", "cls", "max")
+from layerwise.settings import POOLINGS
+
+__all__ = ["POOLINGS", "pool"]
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, method: str) -> torch.Tensor:

@@ -13,18 +13,19 @@ from typing import Any
 import numpy as np
 
 from layerwise.errors import UsageError
-from layerwise.indexer.embeddings import LayerEmbeddings
 from layerwise.indexer.encoder import Encoder
+from layerwise.settings import EncoderSettings
+from layerwise.types import LayerEmbeddings
 
 
 class _EncodeActor:
     """One Ray actor: loads the encoder once, then pools every hidden state of each batch."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: EncoderSettings) -> None:
         import torch
 
-        torch.set_num_threads(max(1, int(settings.pop("threads"))))
-        self.encoder = Encoder(**settings)
+        torch.set_num_threads(1)
+        self.encoder = Encoder(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self.encoder.encode([str(t) for t in batch["text"]]).vectors  # (B, states, d)
@@ -44,8 +45,8 @@ class RayEncoder:
         self.local = local
         self.actors = actors
         self.batch_size = batch_size
-        self.settings = {"model": local.identity.name, "device": local.device.type, "pooling": local.pooling,
-                         "max_tokens": local.max_tokens, "token_budget": local.token_budget, "threads": 1, "workers": 1}
+        # the very settings of the local encoder (dtype and quantize included), one thread per actor
+        self.settings = local.settings.with_(max_tokens=local.max_tokens, token_budget=local.token_budget, workers=1)
 
     def __getattr__(self, name: str) -> Any:  # tokenizer, max_tokens, identity, num_states ...
         return getattr(self.local, name)
@@ -57,7 +58,7 @@ class RayEncoder:
         assert layers is None, "the Ray engine encodes every hidden state"
         dataset = ray.data.from_items([{"position": i, "text": t} for i, t in enumerate(texts)])
         mapped = dataset.map_batches(
-            _EncodeActor, fn_constructor_args=(dict(self.settings),), batch_size=self.batch_size,
+            _EncodeActor, fn_constructor_args=(self.settings,), batch_size=self.batch_size,
             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=1,
         )
         out = np.zeros((len(texts), self.local.num_states, self.local.identity.dim), dtype=np.float32)  # (n, states, d)

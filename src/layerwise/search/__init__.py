@@ -1,1 +1,1 @@
-"""Searching views, fusion, BM25, evaluation and metrics."""
+"""Searching views: planning view specs, the searcher, ranking, fusion and overlap."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,42 +45,6 @@ def _combine(rankings: Sequence[Ranking], contributions: Sequence[np.ndarray]) -
     return Ranking(docs[order], scores[order].astype(np.float32), np.asarray([best_row[d] for d in docs[order]], np.int64))
 
 
-@dataclass(frozen=True)
-class Fusion:
-    """A fusion expression: ``rrf(a | b | ...)`` or ``fuse(a:0.3 | b:0.7)`` over view specs."""
-
-    method: str
-    members: tuple[str, ...]
-    weights: tuple[float, ...] | None
-
-    def __str__(self) -> str:
-        if self.weights is None:
-            return f"{self.method}({' | '.join(self.members)})"
-        return f"{self.method}({' | '.join(f'{m}:{w:g}' for m, w in zip(self.members, self.weights))})"
-
-    def apply(self, rankings: Sequence[Ranking]) -> Ranking:
-        return rrf(rankings, weights=self.weights) if self.method == "rrf" else score_fusion(rankings, self.weights)
-
-
-def parse_fusion(text: str) -> Fusion | None:
-    """A Fusion if text is a fusion expression, else None (a plain view spec)."""
-    from layerwise.errors import UsageError
-
-    match = re.match(r"^\s*(rrf|fuse)\s*\((.*)\)\s*$", text, re.S)
-    if not match:
-        return None
-    parts = [p.strip() for p in match.group(2).split("|") if p.strip()]
-    if not parts:
-        raise UsageError(f"'{text}' fuses nothing: write e.g. rrf(bm25 | -1) or fuse(bm25:0.3 | -1:0.7)")
-    weighted = [p.rpartition(":") for p in parts]
-    if all(w[0] and _is_float(w[2]) for w in weighted):
-        return Fusion(match.group(1), tuple(w[0].strip() for w in weighted), tuple(float(w[2]) for w in weighted))
-    return Fusion(match.group(1), tuple(parts), None)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def fuse(method: str, rankings: Sequence[Ranking], weights: Sequence[float] | None = None) -> Ranking:
+    """Apply a fusion method of the grammar (``rrf`` or ``fuse``) to one query's rankings."""
+    return rrf(rankings, weights=weights) if method == "rrf" else score_fusion(rankings, weights)

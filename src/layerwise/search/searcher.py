@@ -1,72 +1,81 @@
 """Searching a collection: one query encoding serves every requested view.
 
 Passage hits are collapsed to documents, each scored by its best passage, so a
-long document split into passages counts once.
+long document split into passages counts once. The searcher never loads a
+model itself: it is handed a function that returns the query encoder for the
+collection's model identity (the service layer caches encoders), and calls it
+only when a dense view is asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from layerwise.errors import EmptyQuery
-from layerwise.indexer.embeddings import LayerEmbeddings
-from layerwise.indexer.encoder import Encoder
-from layerwise.search import bm25
+from layerwise.errors import EmptyQuery, UsageError
+from layerwise.search import fusion
+from layerwise.search.overlap import jaccard_matrix
+from layerwise.search.plan import BM25, Plan
 from layerwise.search.ranking import Ranking, RowMap
-from layerwise.search.views import View, build_index
-from layerwise.storage import faiss_index
+from layerwise.storage import bm25, faiss_index
 from layerwise.storage.collection import Collection
+from layerwise.storage.views import View, build_index
+from layerwise.types import Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
+
+SCHEMA_VERSION = 1  # of every result's to_dict(), documented in docs/json.md
+MAX_K = 1_000
 
 
 @dataclass(frozen=True)
-class Hit:
-    """One search result: a document, its score and its best passage."""
+class SearchResult:
+    """One query's top-k documents under each requested view, in the order asked."""
 
-    rank: int
-    score: float
-    doc_id: str
-    title: str
-    text: str
-    char_start: int
-    char_end: int
-    row: int
+    collection: str
+    query: str
+    k: int
+    results: dict[str, list[Hit]]
+
+    def hits(self, view: str | None = None) -> list[Hit]:
+        """The hits of one view (the only one when not named)."""
+        return self.results[view] if view is not None else next(iter(self.results.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {"schema_version": SCHEMA_VERSION, "collection": self.collection, "query": self.query, "k": self.k,
+                "results": [{"view": v, "hits": [h.to_dict() for h in hits]} for v, hits in self.results.items()]}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A search over several views plus the Jaccard@k overlap of every pair of views."""
+
+    search: SearchResult
+    views: list[str]
+    jaccard: np.ndarray  # (views, views)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.search.to_dict(), "jaccard": {"views": self.views, "matrix": self.jaccard.round(4).tolist()}}
 
 
 class Searcher:
-    """Searches one collection; the encoder loads on first use and must match the collection."""
+    """Searches one collection; ``encoders(identity)`` gives the query encoder when a dense view needs it."""
 
-    def __init__(self, collection: Collection, encoder: Encoder | None = None, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, collection: Collection, encoders: Callable[[ModelIdentity], QueryEncoder], device: str = "cpu") -> None:
         self.collection = collection
-        self._encoder = encoder
-        self._device = device
-        self._dtype = dtype
+        self._encoders = encoders
+        self.device = device  # where FAISS searches, given a GPU build of faiss
         self._indices: dict[str, Any] = {}
+        self.generation, _, self.stale = collection.state()
 
     @property
-    def encoder(self) -> Encoder:
-        if self._encoder is None:
-            ident = self.collection.identity
-            self._encoder = Encoder(
-                ident.name, device=self._device, dtype=self._dtype, pooling=ident.pooling, max_tokens=ident.max_tokens,
-                quantize=ident.quantize,
-            )
-        self.collection.check_identity(self._encoder.identity)
-        return self._encoder
-
-    @property
-    def device_type(self) -> str:
-        """Where the query encoder runs (and so where FAISS searches, given faiss-gpu)."""
-        from layerwise.indexer.device import resolve_device
-
-        return self._encoder.device.type if self._encoder is not None else resolve_device(self._device).type
+    def encoder(self) -> QueryEncoder:
+        encoder = self._encoders(self.collection.identity)
+        self.collection.check_identity(encoder.identity)
+        return encoder
 
     @cached_property
     def row_map(self) -> RowMap:
@@ -77,16 +86,25 @@ class Searcher:
     def doc_ids(self) -> list[str]:
         return self.collection.passage_table[2]
 
+    def plan(self, specs: Sequence[str]) -> Plan:
+        return Plan(self.collection, specs)
+
     def index(self, view: View) -> Any:
+        """The view's index: its file when current, else an exact index of the committed vectors, in memory.
+
+        A reader never writes index files: a missing file, an ad-hoc mix or indices
+        older than the last commit (a killed writer) are searched exactly instead.
+        """
         if view.name not in self._indices:
-            stored = view.stored and self.collection.index_path(view.name).exists()
-            index = faiss_index.read(self.collection.index_path(view.name), self.collection.name) if stored else build_index(self.collection, view)
-            self._indices[view.name] = faiss_index.on_device(index, self.device_type)
+            path = self.collection.index_path(view.name)
+            current = view.stored and not self.stale and path.exists()
+            index = faiss_index.read(path, self.collection.name) if current else build_index(self.collection, view, write=False)
+            self._indices[view.name] = faiss_index.on_device(index, self.device)
         return self._indices[view.name]
 
     def encode(self, queries: Sequence[str], views: Sequence[View]) -> LayerEmbeddings:
         """One encoder pass over the queries for the union of the views' layers."""
-        _check_queries(queries)
+        check_queries(queries)
         wanted = sorted({i for v in views for i in v.query_layers(self.collection.num_states)})
         return self.encoder.encode(list(queries), wanted)
 
@@ -95,19 +113,42 @@ class Searcher:
         index = self.index(view)
         if index.ntotal == 0:
             return [Ranking.empty() for _ in query_vectors]
-        scores, rows = faiss_index.search(index, query_vectors, min(index.ntotal, _passage_depth(depth)))
+        scores, rows = faiss_index.search(index, query_vectors, min(index.ntotal, passage_depth(depth)))
         return [Ranking.from_passages(r, s, self.row_map).top(depth) for r, s in zip(rows, scores)]
 
     def rank_bm25(self, queries: Sequence[str], depth: int) -> list[Ranking]:
-        _check_queries(queries)
+        check_queries(queries)
         with self.collection.store.sessions() as session:
-            found = [bm25.search(session, self.collection.id, q, _passage_depth(depth)) for q in queries]
+            found = [bm25.search(session, self.collection.id, q, passage_depth(depth)) for q in queries]
         return [Ranking.from_passages(rows, scores, self.row_map).top(depth) for rows, scores in found]
 
-    def search(self, query: str, views: Sequence[View], k: int = 10) -> dict[str, list[Hit]]:
-        """Top-k documents of one query under each view, sharing one query encoding."""
-        embeddings = self.encode([query], views)
-        return {v.name: self.hits(self.rank(v, v.of_query(embeddings), k)[0]) for v in views}
+    def rankings(self, queries: Sequence[str], plan: Plan, depth: int, progress: bool = False) -> dict[str, list[Ranking]]:
+        """Every planned step's rankings of the queries: one encoding for all dense views, then BM25, then fusions."""
+        check_queries(queries)
+        out: dict[str, list[Ranking]] = {}
+        embeddings = self.encode(queries, list(plan.dense.values())) if plan.dense else None
+        for view in tqdm(list(plan.dense.values()), desc="views", disable=not progress, leave=False):
+            out[view.name] = self.rank(view, view.of_query(embeddings), depth)  # type: ignore[arg-type]
+        if plan.bm25:
+            out[BM25] = self.rank_bm25(queries, depth)
+        for name, step in plan.fusions.items():
+            parts = zip(*(out[m] for m in step.members))
+            out[name] = [fusion.fuse(step.method, list(p), step.weights).top(depth) for p in parts]
+        return out
+
+    def search(self, query: str, specs: Sequence[str], k: int = 10) -> SearchResult:
+        """Top-k documents of one query under each view the specs name, sharing one query encoding."""
+        check_k(k)
+        plan = self.plan(specs)
+        ranked = self.rankings([query], plan, k)
+        return SearchResult(self.collection.name, query, k, {name: self.hits(ranked[name][0]) for name in plan.requested})
+
+    def compare(self, query: str, specs: Sequence[str], k: int = 10) -> Comparison:
+        """A search over several views and the Jaccard@k overlap of their document lists."""
+        result = self.search(query, specs, k)
+        names = list(result.results)
+        matrix = jaccard_matrix({n: [h.doc_id for h in hits] for n, hits in result.results.items()})
+        return Comparison(result, names, matrix)
 
     def hits(self, ranking: Ranking) -> list[Hit]:
         """Hits with passage details for a ranking."""
@@ -119,11 +160,16 @@ class Searcher:
         return out
 
 
-def _check_queries(queries: Sequence[str]) -> None:
+def check_queries(queries: Sequence[str]) -> None:
     if any(not query.strip() for query in queries):
         raise EmptyQuery("the query is empty: give some words to search for")
 
 
-def _passage_depth(depth: int) -> int:
+def check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise UsageError(f"-k {k} is out of range: ask for 1..{MAX_K} documents")
+
+
+def passage_depth(depth: int) -> int:
     """Passages to fetch so that collapsing them to documents still leaves ``depth`` documents."""
     return max(depth * 4, depth + 50)

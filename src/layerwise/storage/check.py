@@ -15,6 +15,7 @@ import numpy as np
 from layerwise.errors import CorruptIndex
 from layerwise.storage import faiss_index
 from layerwise.storage.collection import Collection
+from layerwise.storage.views import View, all_views, matrix, rebuild_all
 
 
 @dataclass
@@ -59,20 +60,14 @@ def check(collection: Collection, recall: bool = False, sample: int = 100) -> Ch
             report.problems.append(f"vector file of layer {layer} holds {on_disk} rows, {committed} committed")
     if collection.indices_stale():
         report.problems.append("indices are older than the last committed change")
-    for view in _views(collection):
+    for view in all_views(collection):
         report.views.append(_check_view(collection, view, live, recall, sample))
         if not report.views[-1].ok:
             report.problems.append(f"view {view.name}: {report.views[-1].problem}")
     return report
 
 
-def _views(collection: Collection) -> list[Any]:
-    from layerwise.search.views import all_views
-
-    return all_views(collection)
-
-
-def _check_view(collection: Collection, view: Any, live: np.ndarray, recall: bool, sample: int) -> ViewCheck:
+def _check_view(collection: Collection, view: View, live: np.ndarray, recall: bool, sample: int) -> ViewCheck:
     try:
         index = faiss_index.read(collection.index_path(view.name), collection.name)
     except CorruptIndex as exc:
@@ -88,10 +83,8 @@ def _check_view(collection: Collection, view: Any, live: np.ndarray, recall: boo
     return result
 
 
-def ann_recall(collection: Collection, view: Any, index: Any, sample: int = 100, k: int = 10) -> float:
+def ann_recall(collection: Collection, view: View, index: Any, sample: int = 100, k: int = 10) -> float:
     """Mean recall@k of an ANN index against exact search, with stored passages as queries."""
-    from layerwise.search.views import matrix
-
     rows, vectors = matrix(collection, view)
     unit = faiss_index.normalize(vectors)
     picks = np.random.default_rng(0).choice(len(rows), size=min(sample, len(rows)), replace=False)
@@ -102,8 +95,6 @@ def ann_recall(collection: Collection, view: Any, index: Any, sample: int = 100,
 
 def repair(collection: Collection) -> CheckReport:
     """Cut vector files to what every layer holds, drop documents that lost vectors, rebuild every index."""
-    from layerwise.search.views import rebuild_all
-
     with collection.writing():
         repaired = _truncate_to_shortest(collection)
         collection.prepare_write()

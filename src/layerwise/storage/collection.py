@@ -8,28 +8,26 @@ the committed count, so whatever an interrupted run left behind is dropped.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, select
+from sqlalchemy import create_engine, delete, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from layerwise.errors import CollectionExists, CollectionNotFound, ModelMismatch, StorageError, UsageError
-from layerwise.indexer.inputs import Document
-from layerwise.indexer.model import ModelIdentity
-from layerwise.indexer.passages import Passage
-from layerwise.storage import location
-from layerwise.storage.schema import SCHEMA_VERSION, Base, CollectionRow, DocumentRow, Meta, PassageRow, ViewRow
+from layerwise.storage import bm25, location
+from layerwise.storage.schema import MIGRATIONS, SCHEMA_VERSION, Base, CollectionRow, DocumentRow, Meta, PassageRow, ViewRow
 from layerwise.storage.lock import WriteLock
 from layerwise.storage.vectors import DTYPES, VectorFile
+from layerwise.types import Document, ModelIdentity, Passage, PassageInfo
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -65,13 +63,23 @@ class Store:
                 if row is None:
                     s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
                 elif int(row.value) != SCHEMA_VERSION:
-                    raise StorageError(
-                        f"database {self.url} has schema version {row.value}, this layerwise reads {SCHEMA_VERSION}: "
-                        "use the matching layerwise version, or a new --db"
-                    )
+                    self._migrate(s, row)
         except OperationalError as exc:
             reason = " ".join(str(exc.orig).split())
             raise StorageError(f"cannot open database {self.url}: {reason} — check the URL, that its server or folder is reachable, and the permissions") from None
+
+    def _migrate(self, session: Session, row: Meta) -> None:
+        """Bring an older database up to SCHEMA_VERSION in the same transaction; refuse a newer one."""
+        version = int(row.value)
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.url} has schema version {version}, this layerwise reads up to {SCHEMA_VERSION}: "
+                "use a newer layerwise, or a new --db"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                session.execute(text(statement))
+        row.value = str(SCHEMA_VERSION)
 
     def names(self) -> list[str]:
         with self.sessions() as s:
@@ -80,7 +88,7 @@ class Store:
     def create(
         self, name: str, identity: ModelIdentity, vector_dtype: str = "float32", overlap: int = 32, max_passages: int | None = None
     ) -> "Collection":
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
         if vector_dtype not in DTYPES:
             raise UsageError(f"unknown vector dtype '{vector_dtype}': use {' or '.join(DTYPES)}")
@@ -102,14 +110,14 @@ class Store:
         return Collection(self, row)
 
     def drop(self, name: str) -> None:
+        """Delete a collection's rows, then its folder, holding its writer lock (a running writer makes this fail)."""
         collection = self.open(name)
-        with self.sessions.begin() as s:
-            if self.is_sqlite:
-                from layerwise.search import bm25
-
-                bm25.drop(s, collection.id)
-            s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
-        shutil.rmtree(collection.dir, ignore_errors=True)
+        with collection.writing():
+            with self.sessions.begin() as s:
+                if self.is_sqlite:
+                    bm25.drop(s, collection.id)
+                s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
+            shutil.rmtree(collection.dir, ignore_errors=True)
 
 
 def _engine(url: str) -> Engine:
@@ -120,18 +128,6 @@ def _engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
-
-
-@dataclass(frozen=True)
-class PassageInfo:
-    """What a search hit shows: the passage and its document."""
-
-    row: int
-    doc_id: str
-    title: str
-    text: str
-    char_start: int
-    char_end: int
 
 
 class Collection:
@@ -180,12 +176,33 @@ class Collection:
         """The collection's single-writer lock (use as a context manager)."""
         return WriteLock(self.dir / "write.lock", self.name)
 
+    def default_view(self) -> str | None:
+        """The view spec a plain search uses, when the user chose one."""
+        with self.store.sessions() as s:
+            return s.scalar(select(CollectionRow.default_view).where(CollectionRow.id == self.id))
+
+    def set_default_view(self, spec: str | None) -> None:
+        with self.store.sessions.begin() as s:
+            self._set(s, default_view=spec)
+
     def indices_stale(self) -> bool:
         with self.store.sessions() as s:
             return bool(s.scalar(select(CollectionRow.indices_stale).where(CollectionRow.id == self.id)))
 
     def _set(self, session: Session, **values: Any) -> None:
+        """Update this collection's row and bump its generation (every change goes through here)."""
+        values["generation"] = CollectionRow.generation + 1
         session.query(CollectionRow).filter(CollectionRow.id == self.id).update(values)
+
+    def state(self) -> tuple[int, int, bool]:
+        """(generation, committed vector rows, indices stale): one cheap read that tells a reader what changed."""
+        with self.store.sessions() as s:
+            row = s.execute(
+                select(CollectionRow.generation, CollectionRow.vector_rows, CollectionRow.indices_stale).where(CollectionRow.id == self.id)
+            ).one_or_none()
+        if row is None:
+            raise CollectionNotFound(f"collection '{self.name}' was dropped")
+        return int(row[0] or 0), int(row[1] or 0), bool(row[2])
 
     def mark_indexed(self) -> None:
         """Record that every index matches the committed rows."""
@@ -248,8 +265,6 @@ class Collection:
     def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
         """Keep the BM25 full-text table in step (SQLite only)."""
         if self.store.is_sqlite:
-            from layerwise.search import bm25
-
             bm25.add(session, self.id, range(start, start + len(passages)), [p.text for p in passages])
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
@@ -266,8 +281,6 @@ class Collection:
             return 0
         ids = list(session.scalars(select(DocumentRow.id).where(DocumentRow.collection_id == self.id, DocumentRow.doc_id.in_(list(doc_ids)))))
         if self.store.is_sqlite and ids:
-            from layerwise.search import bm25
-
             rows = list(session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(ids))))
             bm25.remove(session, self.id, rows)
         session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
@@ -321,6 +334,17 @@ class Collection:
             ).all()
         return {r[0]: PassageInfo(*r) for r in found}
 
+    def passage_spans(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """(rows sorted, document id, passage ordinal, character spans (n, 2)) of every live passage."""
+        with self.store.sessions() as s:
+            found = s.execute(
+                select(PassageRow.row, DocumentRow.doc_id, PassageRow.ordinal, PassageRow.char_start, PassageRow.char_end)
+                .join(DocumentRow).where(PassageRow.collection_id == self.id).order_by(PassageRow.row)
+            ).all()
+        rows = np.asarray([r[0] for r in found], dtype=np.int64)
+        spans = np.asarray([(r[3], r[4]) for r in found], dtype=np.int64).reshape(-1, 2)
+        return rows, [r[1] for r in found], np.asarray([r[2] for r in found], dtype=np.int64), spans
+
     def counts(self) -> dict[str, int]:
         with self.store.sessions() as s:
             docs = s.scalar(select(func.count()).select_from(DocumentRow).where(DocumentRow.collection_id == self.id))
@@ -335,9 +359,8 @@ class Collection:
         with self.store.sessions.begin() as s:
             s.execute(delete(ViewRow).where(ViewRow.collection_id == self.id, ViewRow.name == name))
             s.add(ViewRow(collection_id=self.id, name=name, spec=spec, query_spec=query_spec, index_type=index_type))
+            self._set(s)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     return json.loads(json.dumps(data, default=str))

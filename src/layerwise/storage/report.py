@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from layerwise.storage.collection import Collection
+from layerwise.storage.views import all_views
 
 
 def _size(path: Path) -> int:
@@ -16,8 +17,6 @@ def _size(path: Path) -> int:
 
 def describe(collection: Collection) -> dict[str, Any]:
     """Everything `layerwise info` shows, as plain data."""
-    from layerwise.search.views import all_views
-
     views = [
         {"name": v.name, "spec": v.describe(), "index_bytes": _size(collection.index_path(v.name))}
         for v in all_views(collection)
@@ -30,6 +29,9 @@ def describe(collection: Collection) -> dict[str, Any]:
         "vector_dtype": collection.vector_dtype,
         "vector_bytes": _size(collection.dir / "vectors"),
         "index_bytes": _size(collection.dir / "indices"),
+        "default_view": collection.default_view() or "-1",
+        "passages_per_document": "max " + str(collection.max_passages) if collection.max_passages else "all (documents longer than the model's limit are split; a document scores by its best passage, MaxP)",
+        "overlap_tokens": collection.overlap,
         "database": collection.store.url,
         "folder": str(collection.dir),
         "views": views,

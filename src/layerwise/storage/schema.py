@@ -13,7 +13,13 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# MIGRATIONS[v]: the statements that take a database from version v to v + 1.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE collections ADD COLUMN default_view TEXT",
+        "ALTER TABLE collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"],
+}
 
 
 def _now() -> datetime:
@@ -41,6 +47,8 @@ class CollectionRow(Base):
     vector_rows: Mapped[int] = mapped_column(Integer, default=0)
     index_type: Mapped[str] = mapped_column(String(16), default="flat")
     indices_stale: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_view: Mapped[str | None] = mapped_column(Text, nullable=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every change, so readers notice cheaply
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from layerwise.errors import UsageError
+
 Run = Mapping[str, Mapping[str, float]]  # query -> document -> score
 Qrels = Mapping[str, Mapping[str, int]]  # query -> document -> relevance
 
@@ -71,8 +73,6 @@ FUNCTIONS: dict[str, Callable[[list[str], Mapping[str, int], int], float]] = {
 
 def parse_metric(name: str) -> tuple[str, int]:
     """'ndcg@10' -> ('ndcg', 10)."""
-    from layerwise.errors import UsageError
-
     base, _, cut = name.lower().partition("@")
     if base not in FUNCTIONS or not cut.isdigit() or int(cut) < 1:
         raise UsageError(f"unknown metric '{name}': use NAME@K with NAME one of {', '.join(METRICS)} (e.g. ndcg@10)")

@@ -1,8 +1,9 @@
-"""Views: what a FAISS index is built over — one hidden state, or a mix of several.
+"""Dense views on disk: what a FAISS index is built over — one hidden state, or a mix of several.
 
 Every single layer is a view (``layer0`` .. ``layerL``); mixes are views built
 from the stored raw vectors with the layer grammar, never by running the encoder.
-A query is mixed the same way from its own per-layer vectors.
+A query is mixed the same way from its own per-layer vectors. Reading a user's
+view spec against a collection is search's job (``search/plan.py``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
 from layerwise import layers as grammar
-from layerwise.errors import LayerSpecError, UsageError
-from layerwise.indexer.embeddings import LayerEmbeddings
-from layerwise.layers import LayerSpec, Mix, Selection
+from layerwise.errors import UsageError
+from layerwise.layers import LayerSpec, Mix
 from layerwise.storage import faiss_index
 from layerwise.storage.collection import Collection
+from layerwise.types import LayerEmbeddings
 
-BM25 = "bm25"
 _CHUNK = 16_384
 
 
@@ -59,30 +61,16 @@ def layer_views(num_states: int, index_type: str = "flat") -> list[View]:
     return [View(grammar.layer_name(i), grammar.parse(str(i)), index_type=index_type) for i in range(num_states)]
 
 
+UNINDEXED = "none"  # index type of a stored fusion or bm25 view: ranked at search time, no index file
+
+
 def all_views(collection: Collection) -> list[View]:
-    """Every layer view plus the collection's stored mixes."""
+    """Every layer view plus the collection's stored mixes (the dense views, each with an index)."""
     stored = [
         View(v.name, grammar.parse(v.spec), query_spec=grammar.parse(v.query_spec) if v.query_spec else None, index_type=v.index_type)
-        for v in collection.stored_views()
+        for v in collection.stored_views() if v.index_type != UNINDEXED
     ]
     return layer_views(collection.num_states, collection.index_type) + stored
-
-
-def resolve(collection: Collection, text: str) -> list[View]:
-    """Views named by a stored view name, a layer selection (one view per layer) or a mix."""
-    text = text.strip()
-    for view in all_views(collection):
-        if view.name == text:
-            return [view]
-    try:
-        spec = grammar.parse(text)
-    except LayerSpecError as exc:
-        names = ", ".join(v.name for v in all_views(collection)[collection.num_states :]) or "none"
-        raise LayerSpecError(f"{exc} (stored views: {names})") from None
-    if isinstance(spec, Selection):
-        return [layer_views(collection.num_states, collection.index_type)[i] for i in spec.resolve(collection.num_states)]
-    spec.resolve(collection.num_states)
-    return [View(str(spec), spec, stored=False)]
 
 
 def chunks(collection: Collection, view: View) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -103,19 +91,20 @@ def matrix(collection: Collection, view: View) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def build_index(collection: Collection, view: View) -> object:
-    """An index of this view built from stored vectors (written to disk when the view is stored)."""
+def build_index(collection: Collection, view: View, write: bool = True) -> object:
+    """An index of this view built from stored vectors; a stored view's is written to disk when ``write``.
+
+    Readers pass ``write=False`` and get an exact (flat) index in memory.
+    """
     rows, vectors = matrix(collection, view)
-    index = faiss_index.build(rows, vectors, view.index_type if view.stored else "flat")
-    if view.stored:
+    index = faiss_index.build(rows, vectors, view.index_type if write and view.stored else "flat")
+    if write and view.stored:
         faiss_index.write_atomic(index, collection.index_path(view.name))
     return index
 
 
 def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
     """Rebuild every stored view's index from the stored vectors."""
-    from tqdm.auto import tqdm
-
     built = []
     for view in tqdm(all_views(collection), desc="indices", disable=not progress, leave=False):
         build_index(collection, view)
@@ -128,8 +117,7 @@ def save_mix(
     collection: Collection, name: str, spec_text: str, query_spec_text: str | None = None, index_type: str = "flat"
 ) -> View:
     """Store a named mix view (optionally mixing queries differently) and build its index."""
-    if name in {v.name for v in layer_views(collection.num_states)} or name == BM25:
-        raise UsageError(f"view name '{name}' is reserved: choose another name")
+    grammar.validate_view_name(name)
     spec = grammar.parse(spec_text)
     if not isinstance(spec, Mix):
         raise UsageError(f"'{spec_text}' is a plain layer selection: a stored view needs a mix such as mean(-4:)")
@@ -143,3 +131,19 @@ def save_mix(
         build_index(collection, view)
         collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type)
     return view
+
+
+def stored_specs(collection: Collection) -> dict[str, str]:
+    """Every stored view's name and spec text, dense mixes and unindexed fusions alike."""
+    return {v.name: v.spec for v in collection.stored_views()}
+
+
+def save_fusion(collection: Collection, name: str, spec_text: str) -> str:
+    """Store a fusion (or bm25) under a name; it is ranked at search time from its members."""
+    grammar.validate_view_name(name)
+    spec = grammar.parse_view(spec_text)
+    if not isinstance(spec, (grammar.Fusion, grammar.Lexical)):
+        raise UsageError(f"'{spec_text}' is not a fusion: store mixes with a mix expression such as mean(-4:)")
+    with collection.writing():
+        collection.save_view(name, str(spec), None, UNINDEXED)
+    return str(spec)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from layerwise.search.evaluation import Evaluation
+from sqlalchemy import select
+
+from layerwise.evaluation.datasets import write_trec_run
+from layerwise.evaluation.evaluation import Evaluation
 from layerwise.storage.collection import Collection
 from layerwise.storage.schema import EvalRunRow
 
@@ -20,9 +24,14 @@ def save_run(collection: Collection, evaluation: Evaluation) -> int:
 
 def write_runs(evaluation: Evaluation, folder: Path) -> None:
     """Per-view TREC run files are written from the per-query rankings kept on the evaluation."""
-    from layerwise.search.datasets import write_trec_run
-
     folder.mkdir(parents=True, exist_ok=True)
     for name, run in evaluation.runs.items():
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         write_trec_run(folder / f"{safe}.run", run, safe)
+
+
+def list_runs(collection: Collection) -> list[dict[str, Any]]:
+    """Every stored evaluation run of a collection, newest first, as stored."""
+    with collection.store.sessions() as s:
+        rows = s.scalars(select(EvalRunRow).where(EvalRunRow.collection_id == collection.id).order_by(EvalRunRow.id.desc()))
+        return [{"run_id": r.id, "created_at": r.created_at.isoformat(), **r.results} for r in rows]

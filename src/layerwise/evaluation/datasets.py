@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from layerwise.errors import InputError
+from layerwise.evaluation.metrics import ranked
 
 
 def read_queries(path: Path) -> dict[str, str]:
@@ -60,8 +61,6 @@ def _is_int(text: str) -> bool:
 
 def write_trec_run(path: Path, run: Mapping[str, Mapping[str, float]], tag: str) -> None:
     """A TREC run file: ``qid Q0 docid rank score tag``, best first."""
-    from layerwise.search.metrics import ranked
-
     with open(path, "w", encoding="utf-8") as f:
         for query, scores in run.items():
             for rank, doc in enumerate(ranked(scores), 1):

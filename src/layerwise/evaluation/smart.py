@@ -19,8 +19,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from layerwise.errors import InputError, UsageError
+from layerwise.evaluation.datasets import write_beir
 
 _FIELD_RE = re.compile(r"^\.([A-Z])\s*(.*)$")
 QUERY_IDS = ("position", "field")
@@ -106,3 +108,16 @@ def _grade(text: str, scale: str, graded: bool) -> int:
     if scale == "cleverdon":
         return 5 - value if 1 <= value <= 4 else 0
     return value if graded else 1
+
+
+def convert(documents: Path, queries: Path, qrels: Path, output: Path, query_ids: str = "position",
+            grades: str = "as-is") -> dict[str, Any]:
+    """Read a SMART collection and write it as a BEIR folder; return counts and warnings."""
+    docs = read_documents(documents)
+    found_queries = read_queries(queries, query_ids)
+    judged = read_qrels(qrels, grades)
+    unknown = sorted(set(judged) - set(found_queries), key=lambda q: (len(q), q))
+    warnings = [f"qrels name {len(unknown)} queries not in {queries} (first: {unknown[:5]}); check --query-ids"] if unknown else []
+    write_beir(output, docs, found_queries, judged)
+    return {"output": str(output), "documents": len(docs), "queries": len(found_queries),
+            "judgements": sum(len(v) for v in judged.values()), "judged_queries": len(judged), "warnings": warnings}

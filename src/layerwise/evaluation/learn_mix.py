@@ -18,7 +18,7 @@ import torch
 
 from layerwise.errors import UsageError
 from layerwise.search.searcher import Searcher
-from layerwise.search.views import layer_views
+from layerwise.storage.views import layer_views
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from layerwise.search.evaluation import Evaluation
+from layerwise.evaluation.evaluation import Evaluation
+from layerwise.search.searcher import Comparison
 
 
 def plot_layers(evaluation: Evaluation, path: Path, metric: str | None = None) -> None:
@@ -32,3 +33,27 @@ def plot_layers(evaluation: Evaluation, path: Path, metric: str | None = None) -
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_jaccard(comparison: Comparison, path: Path) -> Path:
+    """Write compare's Jaccard@k matrix as an annotated heatmap PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, matrix = comparison.views, comparison.jaccard
+    size = max(4.0, 0.6 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=120)
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if matrix[i, j] < 0.6 else "black")
+    ax.set_title(f"Jaccard@{comparison.search.k} overlap: {comparison.search.query[:60]}", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

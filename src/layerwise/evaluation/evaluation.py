@@ -16,12 +16,10 @@ from typing import Any
 import numpy as np
 
 from layerwise.errors import UsageError
-from layerwise.search import metrics as M
-from layerwise.search.fusion import Fusion, parse_fusion
-from layerwise.search.ranking import Ranking
+from layerwise.evaluation import metrics as M
+from layerwise.evaluation.significance import randomization_test, wins_losses
+from layerwise.search.plan import BM25, STORED, Plan
 from layerwise.search.searcher import Searcher
-from layerwise.search.significance import randomization_test, wins_losses
-from layerwise.search.views import BM25, View, resolve
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "p@10")
 STANDARD_MIXES = ("mean(-4:)", "mean(-4:; raw)", "firstlast()", "concat(-2:)")
@@ -30,7 +28,7 @@ STANDARD_MIXES = ("mean(-4:)", "mean(-4:; raw)", "firstlast()", "concat(-2:)")
 def default_specs(with_bm25: bool = True) -> list[str]:
     """Every layer, the standard mixes, stored views, RRF over all layers; BM25 and its fusion where FTS5 is there."""
     lexical = [BM25, f"rrf({BM25} | -1)"] if with_bm25 else []
-    return ["all", *STANDARD_MIXES, "stored", "rrf(all)", *lexical]
+    return ["all", *STANDARD_MIXES, STORED, "rrf(all)", *lexical]
 
 
 @dataclass
@@ -76,43 +74,6 @@ class Evaluation:
                 "queries": self.queries, "best": self.best(), "views": views, "config": self.config}
 
 
-class _Plan:
-    """The dense views, BM25 and fusions an evaluation needs, deduplicated by name."""
-
-    def __init__(self, searcher: Searcher, specs: Sequence[str]) -> None:
-        self.searcher = searcher
-        self.dense: dict[str, View] = {}
-        self.fusions: dict[str, Fusion] = {}
-        self.bm25 = False
-        self.order: list[str] = []
-        for spec in specs:
-            self.add(spec)
-
-    def add(self, spec: str) -> list[str]:
-        collection = self.searcher.collection
-        if spec == "stored":
-            return [n for v in collection.stored_views() for n in self.add(v.name)]
-        if spec == BM25:
-            if not collection.store.is_sqlite:
-                raise UsageError("bm25 needs the SQLite metadata store (FTS5): leave bm25 out of --view")
-            self.bm25 = True
-            return self._order([BM25])
-        fusion = parse_fusion(spec)
-        if fusion is not None:
-            groups = [self.add(member) for member in fusion.members]
-            weights = None if fusion.weights is None else tuple(w for g, w in zip(groups, fusion.weights) for _ in g)
-            self.fusions[str(fusion)] = Fusion(fusion.method, tuple(n for g in groups for n in g), weights)
-            return self._order([str(fusion)])
-        views = resolve(collection, spec)
-        for v in views:
-            self.dense.setdefault(v.name, v)
-        return self._order([v.name for v in views])
-
-    def _order(self, names: list[str]) -> list[str]:
-        self.order.extend(n for n in names if n not in self.order)
-        return names
-
-
 def evaluate(
     searcher: Searcher,
     queries: Mapping[str, str],
@@ -132,13 +93,13 @@ def evaluate(
     if not judged:
         raise UsageError("no query has both a text in --queries and a relevant judgement in --qrels: check that their ids match")
     specs = list(specs or default_specs(searcher.collection.store.is_sqlite))
-    plan = _Plan(searcher, specs)
+    plan = searcher.plan(specs)
     baseline = plan.add("-1")[0]
     runs = _runs(searcher, plan, [queries[q] for q in judged], judged, max(M.parse_metric(m)[1] for m in metrics), progress)
     if ignore_identical_ids:
         runs = {v: {q: {d: s for d, s in run[q].items() if d != q} for q in run} for v, run in runs.items()}
     filtered = {q: qrels[q] for q in judged}
-    results = [_score(name, runs[name], filtered, metrics, searcher.collection.num_states, plan) for name in plan.order]
+    results = [_score(name, runs[name], filtered, metrics, searcher.collection.num_states, plan) for name in plan.requested]
     _test_against(results, baseline, metrics[0], trials, seed)
     collection = searcher.collection
     config = {"specs": specs, "metrics": list(metrics), "ignore_identical_ids": ignore_identical_ids,
@@ -146,42 +107,20 @@ def evaluate(
     return Evaluation(collection.name, collection.identity.to_dict(), tuple(metrics), baseline, len(judged), results, config, runs)
 
 
-def _runs(searcher: Searcher, plan: _Plan, texts: list[str], qids: list[str], depth: int, progress: bool) -> dict[str, dict[str, dict[str, float]]]:
-    from tqdm.auto import tqdm
-
-    rankings: dict[str, list[Ranking]] = {}
-    embeddings = searcher.encode(texts, list(plan.dense.values())) if plan.dense else None
-    steps = list(plan.dense.values()) + ([BM25] if plan.bm25 else []) + list(plan.fusions)
-    for step in tqdm(steps, desc="views", disable=not progress, leave=False):
-        if isinstance(step, View):
-            rankings[step.name] = searcher.rank(step, step.of_query(embeddings), depth)
-        elif step == BM25:
-            rankings[BM25] = searcher.rank_bm25(texts, depth)
-        else:
-            fusion = plan.fusions[step]
-            rankings[step] = [fusion.apply(parts).top(depth) for parts in zip(*(rankings[m] for m in fusion.members))]
+def _runs(searcher: Searcher, plan: Plan, texts: list[str], qids: list[str], depth: int, progress: bool) -> dict[str, dict[str, dict[str, float]]]:
+    rankings = searcher.rankings(texts, plan, depth, progress)
     doc_ids = searcher.doc_ids
     return {
-        name: {q: {doc_ids[d]: float(s) for d, s in zip(r.docs.tolist(), r.scores.tolist())} for q, r in zip(qids, ranked)}
-        for name, ranked in rankings.items()
+        name: {q: {doc_ids[d]: float(s) for d, s in zip(r.docs.tolist(), r.scores.tolist())} for q, r in zip(qids, rankings[name])}
+        for name in plan.requested
     }
 
 
-def _score(name: str, run: M.Run, qrels: M.Qrels, metrics: Sequence[str], num_states: int, plan: _Plan) -> ViewResult:
+def _score(name: str, run: M.Run, qrels: M.Qrels, metrics: Sequence[str], num_states: int, plan: Plan) -> ViewResult:
     per_query = {m: M.per_query(run, qrels, m) for m in metrics}
-    kind, layer = _kind(name, plan, num_states)
+    kind = plan.kind(name)
+    layer = plan.dense[name].layers(num_states)[0] if kind == "layer" else None
     return ViewResult(name, kind, layer, {m: M.mean(v) for m, v in per_query.items()}, per_query)
-
-
-def _kind(name: str, plan: _Plan, num_states: int) -> tuple[str, int | None]:
-    if name == BM25:
-        return "bm25", None
-    if name in plan.fusions:
-        return "fusion", None
-    view = plan.dense[name]
-    if view.spec.is_mix:
-        return "mix", None
-    return "layer", view.layers(num_states)[0]
 
 
 def _test_against(results: list[ViewResult], baseline: str, metric: str, trials: int, seed: int) -> None:

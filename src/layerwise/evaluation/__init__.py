@@ -1,0 +1,1 @@
+"""Evaluation: metrics, significance, evaluation runs, figures, datasets, the SMART importer and learn-mix."""
