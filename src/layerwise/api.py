@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from layerwise import layers as grammar
 from layerwise.errors import CollectionNotFound, UsageError
 from layerwise.evaluation.evaluation import Evaluation, evaluate
-from layerwise.evaluation.runs import list_runs, save_run
+from layerwise.evaluation.diagnostics import Diagnostics, diagnose
+from layerwise.evaluation.runs import RunDiff, StoredRun, diff_runs, list_runs, load_run, save_run, stored_runs
 from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, read_texts
 from layerwise.indexer.pipeline import IndexSummary, index_documents
 from layerwise.search.searcher import Comparison, SearchResult, Searcher, check_k
@@ -120,6 +121,22 @@ class Library:
         self.store.drop(name)
         with self._lock:
             self._bases.pop(name, None)
+
+    def runs(self, collection: str | None = None) -> list[StoredRun]:
+        """Stored evaluation runs, newest first (one collection's when named)."""
+        return stored_runs(self.store, collection)
+
+    def run(self, run_id: int) -> StoredRun:
+        """One stored evaluation run by id."""
+        return load_run(self.store, run_id)
+
+    def diff_runs(self, a: int, b: int, metric: str | None = None, **options: Any) -> RunDiff:
+        """Two stored runs side by side with a paired test per shared view (see evaluation.runs.diff_runs)."""
+        return diff_runs(self.run(a), self.run(b), metric, **options)
+
+    def layer_diagnostics(self, collection: str, **options: Any) -> Diagnostics:
+        """Norms, anisotropy and linear CKA of every hidden state, from the stored vectors (no encoder)."""
+        return diagnose(self.store.open(collection), **options)
 
 
 def _refuse_changes(collection: Collection, **asked: Any) -> None:
