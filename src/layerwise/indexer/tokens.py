@@ -25,7 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from layerwise import layers as grammar
 from layerwise.errors import UsageError
+from layerwise.indexer import model as model_io
+from layerwise.indexer.device import resolve_device, resolve_dtype
+from layerwise.indexer.token_file import TokenFileWriter, check_path
 
 
 @dataclass(frozen=True)
@@ -247,8 +251,6 @@ def export(
     """Encode every text whole (in windows where needed) and stream its token or word vectors to ``path``."""
     from tqdm.auto import tqdm
 
-    from layerwise.indexer.token_file import TokenFileWriter
-
     encoder = TokenEncoder(model, tokenizer, max_tokens, layers, stride)
     tokenized = [tokenize_whole(tokenizer, text) for text in texts]
     unit = "word" if words else "token"
@@ -314,11 +316,6 @@ def export_with_model(
     progress: bool = False,
 ) -> ExportSummary:
     """Load the model (indexer.model), resolve the layer selection and export (see :func:`export`)."""
-    from layerwise import layers as grammar
-    from layerwise.indexer import model as model_io
-    from layerwise.indexer.device import resolve_device, resolve_dtype
-    from layerwise.indexer.token_file import check_path
-
     check_path(path)
     spec = grammar.parse(layer_spec)
     if spec.is_mix:
