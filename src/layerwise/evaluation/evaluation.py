@@ -23,6 +23,7 @@ import numpy as np
 from layerwise.errors import InputError, UsageError
 from layerwise.evaluation import metrics as M
 from layerwise.evaluation.significance import CORRECTIONS, adjust, bootstrap_means, percentile_interval, randomization_test, wins_losses
+from layerwise.layers import BM25_PASSAGES
 from layerwise.search.plan import BM25, STORED, Plan
 from layerwise.search.searcher import Searcher
 from layerwise.storage.report import passage_split
@@ -32,8 +33,8 @@ STANDARD_MIXES = ("mean(-4:)", "mean(-4:; raw)", "firstlast()", "concat(-2:)")
 
 
 def default_specs(with_bm25: bool = True) -> list[str]:
-    """Every layer, the standard mixes, stored views, RRF over all layers; BM25 and its fusion where FTS5 is there."""
-    lexical = [BM25, f"rrf({BM25} | -1)"] if with_bm25 else []
+    """Every layer, the standard mixes, stored views, RRF over all layers; BM25 (documents, passages) and its fusion where FTS5 is there."""
+    lexical = [BM25, BM25_PASSAGES, f"rrf({BM25} | -1)"] if with_bm25 else []
     return ["all", *STANDARD_MIXES, STORED, "rrf(all)", *lexical]
 
 

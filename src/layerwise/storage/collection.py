@@ -254,10 +254,11 @@ class Collection:
         rows = iter(range(start, start + len(vectors)))
         with self.store.sessions.begin() as s:
             self._delete_documents(s, replace)
-            s.add_all(self._document_rows(docs, passages, rows))
+            documents = self._document_rows(docs, passages, rows)
+            s.add_all(documents)
             s.flush()
             self._set(s, vector_rows=start + len(vectors), indices_stale=True)
-            self._after_insert(s, start, [p for ps in passages for p in ps])
+            self._after_insert(s, start, [p for ps in passages for p in ps], documents)
         self.forget_rows()
 
     def _document_rows(self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], rows: Any) -> list[DocumentRow]:
@@ -273,10 +274,11 @@ class Collection:
             out.append(row)
         return out
 
-    def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
-        """Keep the BM25 full-text table in step (SQLite only)."""
+    def _after_insert(self, session: Session, start: int, passages: Sequence[Passage], documents: Sequence[DocumentRow]) -> None:
+        """Keep the BM25 full-text tables (passages and whole documents) in step (SQLite only)."""
         if self.store.is_sqlite:
             bm25.add(session, self.id, range(start, start + len(passages)), [p.text for p in passages])
+            bm25.add_documents(session, self.id, [d.id for d in documents], [f"{d.title} {d.text}" for d in documents])
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents and their passages from the database; return how many existed."""
@@ -294,6 +296,7 @@ class Collection:
         if self.store.is_sqlite and ids:
             rows = list(session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(ids))))
             bm25.remove(session, self.id, rows)
+            bm25.remove_documents(session, self.id, ids)
         session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
         return len(ids)
