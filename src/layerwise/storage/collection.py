@@ -271,6 +271,7 @@ class Collection:
         with self.store.sessions.begin() as s:
             self._delete_documents(s, replace)
             ids = self._insert_documents(s, docs)
+            self._after_insert_documents(s, ids, docs)
             rows = iter(range(start, start + count))
             flat = ((doc_id, p) for doc_id, parts in zip(ids, passages) for p in parts)
             while chunk := list(itertools.islice(flat, _INSERT_ROWS)):  # bounded memory for a huge document
@@ -290,9 +291,14 @@ class Collection:
         return list(session.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), values).all())
 
     def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
-        """Keep the BM25 full-text table in step (SQLite only)."""
+        """Keep the passages' BM25 full-text table in step (SQLite only)."""
         if self.store.is_sqlite:
             bm25.add(session, self.id, range(start, start + len(passages)), [p.text for p in passages])
+
+    def _after_insert_documents(self, session: Session, ids: Sequence[int], docs: Sequence[Document]) -> None:
+        """Keep the whole documents' BM25 full-text table in step (SQLite only)."""
+        if self.store.is_sqlite:
+            bm25.add_documents(session, self.id, list(ids), [f"{d.title} {d.text}" for d in docs])
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents and their passages from the database; return how many existed."""
@@ -310,6 +316,7 @@ class Collection:
         if self.store.is_sqlite and ids:
             rows = list(session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(ids))))
             bm25.remove(session, self.id, rows)
+            bm25.remove_documents(session, self.id, ids)
         session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
         return len(ids)
