@@ -8,7 +8,7 @@ view spec against a collection is search's job (``search/plan.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from layerwise import layers as grammar
-from layerwise.errors import UsageError
+from layerwise.errors import StorageError, UsageError
 from layerwise.layers import LayerSpec, Mix
-from layerwise.storage import faiss_index
+from layerwise.storage import faiss_index, filenames, integrity
 from layerwise.storage.collection import Collection
 from layerwise.types import LayerEmbeddings
 
@@ -99,12 +99,14 @@ def build_index(collection: Collection, view: View, write: bool = True) -> objec
     rows, vectors = matrix(collection, view)
     index = faiss_index.build(rows, vectors, view.index_type if write and view.stored else "flat")
     if write and view.stored:
-        faiss_index.write_atomic(index, collection.index_path(view.name))
+        path = collection.index_path(view.name)
+        collection.record_index(path, faiss_index.write_atomic(index, path))
     return index
 
 
 def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
     """Rebuild every stored view's index from the stored vectors."""
+    verify_vectors(collection, range(collection.num_states))
     built = []
     for view in tqdm(all_views(collection), desc="indices", disable=not progress, leave=False):
         build_index(collection, view)
@@ -128,9 +130,26 @@ def save_mix(
     faiss_index.choose(index_type, 0)
     view = View(name, spec, query_spec=query_spec, index_type=index_type)
     with collection.writing():
-        build_index(collection, view)
-        collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type)
+        verify_vectors(collection, view.layers(collection.num_states))
+        index = faiss_index.build(*matrix(collection, view), index_type)
+        staged = faiss_index.stage(index, collection.dir / filenames.INDICES)
+        try:
+            collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type, staged)
+        finally:
+            staged[0].unlink(missing_ok=True)
     return view
+
+
+def verify_vectors(collection: Collection, layers: Iterable[int]) -> None:
+    """Refuse to build an index from vector rows whose bytes differ from their checksums."""
+    committed = collection.vector_rows()
+    with collection.store.sessions() as s:
+        records = integrity.chunk_records(s, collection.id)
+    for layer in layers:
+        damaged = integrity.damaged_rows(collection.vector_file(layer), layer, committed, records.get(layer, []), deep=True)
+        if damaged:
+            raise StorageError(f"{damaged[0].describe()} in collection '{collection.name}': no index is built from them; "
+                               f"run `layerwise check {collection.name} --repair` to re-encode them from the stored passages")
 
 
 def stored_specs(collection: Collection) -> dict[str, str]:
