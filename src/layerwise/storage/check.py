@@ -66,8 +66,7 @@ class CheckReport:
 def check(collection: Collection, recall: bool = False, sample: int = 100, deep: bool = False) -> CheckReport:
     """Compare database rows, vector files and index files; optionally measure ANN recall@10 and reread every byte."""
     collection.forget_rows()
-    store = collection.store
-    report = CheckReport(collection.name, 0, 0, problems=damage.problems(store.engine, store.url, deep), deep=deep)
+    report = CheckReport(collection.name, 0, 0, problems=database_problems(collection, deep), deep=deep)
     live = collection.live_rows()
     committed = collection.vector_rows()
     report.passages, report.vector_rows = len(live), committed
@@ -76,7 +75,6 @@ def check(collection: Collection, recall: bool = False, sample: int = 100, deep:
     report.problems += _vector_file_problems(collection, committed)
     if deep:
         report.problems += [d.describe() for d in vector_damage(collection, committed) if d.why == "checksum"]
-        report.problems += _document_problems(collection)
     report.problems += [f"stored view {v.name!r} has a name that is no longer allowed (--repair removes it)"
                         for v in collection.stored_views(valid=False)]
     if collection.indices_stale():
@@ -108,6 +106,12 @@ def vector_damage(collection: Collection, committed: int | None = None) -> list[
         records = integrity.chunk_records(s, collection.id)
     return [d for layer in range(collection.num_states)
             for d in integrity.damaged_rows(collection.vector_file(layer), layer, committed, records.get(layer, []), deep=True)]
+
+
+def database_problems(collection: Collection, deep: bool) -> list[str]:
+    """Damage to the metadata database: SQLite's own check, and (deep) documents whose text no longer matches its hash."""
+    store = collection.store
+    return damage.problems(store.engine, store.url, deep) + (_document_problems(collection) if deep else [])
 
 
 def _document_problems(collection: Collection) -> list[str]:
@@ -155,7 +159,7 @@ def ann_recall(collection: Collection, view: View, index: Any, sample: int = 100
 def repair(collection: Collection, reencode: Reencode | None = None) -> CheckReport:
     """Cut vector files to the committed rows, re-derive damaged rows (or drop their documents without ``reencode``),
     drop views with refused names, and rebuild every index from the verified vectors."""
-    refused = damage.problems(collection.store.engine, collection.store.url, deep=True)
+    refused = database_problems(collection, deep=True)
     if refused:
         raise StorageError(refused[0])
     with collection.writing():

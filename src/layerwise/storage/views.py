@@ -94,8 +94,10 @@ def matrix(collection: Collection, view: View) -> tuple[np.ndarray, np.ndarray]:
 def build_index(collection: Collection, view: View, write: bool = True) -> object:
     """An index of this view built from stored vectors; a stored view's is written to disk when ``write``.
 
-    Readers pass ``write=False`` and get an exact (flat) index in memory.
+    Readers pass ``write=False`` and get an exact (flat) index in memory. Either way the
+    vectors are checked against their checksums first: damaged rows never reach an index.
     """
+    verify_vectors(collection, view.layers(collection.num_states))
     rows, vectors = matrix(collection, view)
     index = faiss_index.build(rows, vectors, view.index_type if write and view.stored else "flat")
     if write and view.stored:
@@ -106,7 +108,6 @@ def build_index(collection: Collection, view: View, write: bool = True) -> objec
 
 def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
     """Rebuild every stored view's index from the stored vectors."""
-    verify_vectors(collection, range(collection.num_states))
     built = []
     for view in tqdm(all_views(collection), desc="indices", disable=not progress, leave=False):
         build_index(collection, view)
