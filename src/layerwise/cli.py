@@ -18,7 +18,8 @@ import typer
 
 from layerwise import render
 from layerwise.errors import LayerwiseError, UsageError
-from layerwise.settings import DEVICES, DTYPES, POOLINGS, QUANTIZATIONS
+from layerwise.indexer.inputs import TableColumns
+from layerwise.settings import DEVICES, DTYPES, POOLINGS, QUANTIZATIONS, EncoderSettings
 
 app = typer.Typer(
     help="Semantic search that keeps every layer of a BERT-family encoder.",
@@ -132,9 +133,6 @@ def index(
     as_json: JsonOpt = False,
 ) -> None:
     """Index documents: every passage, every hidden state, one encoder pass."""
-    from layerwise.indexer.inputs import TableColumns
-    from layerwise.settings import EncoderSettings
-
     name, inputs = (collection, args) if collection else (args[0], args[1:])
     if not inputs:
         raise UsageError("give the collection, then at least one file or folder: layerwise index COLLECTION PATH...")

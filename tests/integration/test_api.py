@@ -86,3 +86,19 @@ def test_export_writes_stored_vectors_with_ids_and_spans(sample_home, tmp_path):
         assert kb.export(tmp_path / f"v.{suffix}", "-1").stat().st_size > 0
     with pytest.raises(UsageError, match="no known format"):
         kb.export(tmp_path / "v.txt")
+
+
+@pytest.mark.parametrize("view", ["rrf(bm25 | -1)", "-1", "mean(-4:)"])
+def test_search_top10_equals_the_evaluation_run(sample_home, tmp_path, view):
+    """What `search` shows for a query is what `evaluate` scores for it (same view, same depth)."""
+    from layerwise.evaluation import datasets
+
+    kb = layerwise.Library(home=sample_home, device="cpu").open("sample")
+    queries = datasets.read_queries(ROOT / "examples" / "sample" / "queries.jsonl")
+    qrels = datasets.read_qrels(ROOT / "examples" / "sample" / "qrels.tsv")
+    result = kb.evaluate(queries, qrels, [view], metrics=("ndcg@10",), trials=10, save=False)
+    name = str(layerwise.parse_view(view)) if view != "-1" else "layer6"
+    for qid in list(result.runs[name])[:20]:
+        run = sorted(result.runs[name][qid].items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        hits = kb.search(queries[qid], view=view, k=10)
+        assert [h.doc_id for h in hits] == [d for d, _ in run]

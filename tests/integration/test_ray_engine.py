@@ -41,3 +41,24 @@ def test_ray_engine_stores_the_same_vectors_as_the_local_engine(local_ray, encod
     local, remote = _vectors(tmp_path / "local"), _vectors(tmp_path / "ray")
     assert local.keys() == remote.keys()
     assert max(float(np.abs(local[k] - remote[k]).max()) for k in local) <= 1e-5
+
+
+@pytest.mark.parametrize("quantize", ["int8"])
+def test_ray_engine_keeps_quantize_and_identity(local_ray, tmp_path, quantize):
+    """The Ray actors get the very EncoderSettings of the local encoder: --quantize reaches them too."""
+    from layerwise.api import Library
+    from layerwise.settings import EncoderSettings
+
+    docs = sorted((SAMPLE / "docs").rglob("*.md"))[:6]
+    settings = EncoderSettings(device="cpu", quantize=quantize)
+    homes = {}
+    for engine in ("local", "ray"):
+        library = Library(home=tmp_path / engine, device="cpu")
+        kb = library.open("c", create=True, settings=settings)
+        kb.index(docs, engine=engine, ray_actors=1)
+        homes[engine] = kb
+    local, remote = (homes[e].collection for e in ("local", "ray"))
+    assert local.identity == remote.identity and local.identity.quantize == quantize
+    a, b = _vectors(tmp_path / "local"), _vectors(tmp_path / "ray")
+    assert a.keys() == b.keys()
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-5

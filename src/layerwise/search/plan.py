@@ -16,7 +16,7 @@ from layerwise import layers as grammar
 from layerwise.errors import LayerSpecError, UsageError, ViewNotFound
 from layerwise.layers import Fusion, Lexical, Mix, Named, Selection, ViewSpec
 from layerwise.storage.collection import Collection
-from layerwise.storage.views import View, all_views, layer_views, stored_specs
+from layerwise.storage.views import View, all_views, layer_views
 
 BM25 = grammar.BM25
 STORED = "stored"  # every stored view (evaluation's default list uses it)
@@ -40,8 +40,9 @@ class Plan:
         self.fusions: dict[str, FusionStep] = {}
         self.bm25 = False
         self.requested: list[str] = []
-        self._views = {v.name: v for v in all_views(collection)}
-        self._stored = stored_specs(collection)
+        stored = collection.stored_views()  # one read serves the dense views and the stored specs
+        self._views = {v.name: v for v in all_views(collection, stored)}
+        self._stored = {v.name: v.spec for v in stored}
         for spec in specs:
             self.add(spec)
 

@@ -58,7 +58,10 @@ class Store:
         return self.engine.dialect.name == "sqlite"
 
     def _init_schema(self) -> None:
+        """One read when the database is current; create the tables or migrate only when it is not."""
         try:
+            if self._current_version() == SCHEMA_VERSION:
+                return
             Base.metadata.create_all(self.engine)
             with self.sessions.begin() as s:
                 row = s.get(Meta, "schema_version")
@@ -69,6 +72,14 @@ class Store:
         except OperationalError as exc:
             reason = " ".join(str(exc.orig).split())
             raise StorageError(f"cannot open database {self.url}: {reason} — check the URL, that its server or folder is reachable, and the permissions") from None
+
+    def _current_version(self) -> int | None:
+        try:
+            with self.sessions() as s:
+                row = s.get(Meta, "schema_version")
+        except OperationalError:  # no tables yet
+            return None
+        return int(row.value) if row is not None else None
 
     def _migrate(self, session: Session, row: Meta) -> None:
         """Bring an older database up to SCHEMA_VERSION in the same transaction; refuse a newer one."""

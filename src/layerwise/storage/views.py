@@ -8,7 +8,7 @@ view spec against a collection is search's job (``search/plan.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,7 @@ from layerwise.errors import StorageError, UsageError
 from layerwise.layers import LayerSpec, Mix
 from layerwise.storage import faiss_index, filenames, integrity
 from layerwise.storage.collection import Collection
+from layerwise.storage.schema import ViewRow
 from layerwise.types import LayerEmbeddings
 
 _CHUNK = 16_384
@@ -64,11 +65,11 @@ def layer_views(num_states: int, index_type: str = "flat") -> list[View]:
 UNINDEXED = "none"  # index type of a stored fusion or bm25 view: ranked at search time, no index file
 
 
-def all_views(collection: Collection) -> list[View]:
+def all_views(collection: Collection, rows: Sequence[ViewRow] | None = None) -> list[View]:
     """Every layer view plus the collection's stored mixes (the dense views, each with an index)."""
     stored = [
         View(v.name, grammar.parse(v.spec), query_spec=grammar.parse(v.query_spec) if v.query_spec else None, index_type=v.index_type)
-        for v in collection.stored_views() if v.index_type != UNINDEXED
+        for v in (collection.stored_views() if rows is None else rows) if v.index_type != UNINDEXED
     ]
     return layer_views(collection.num_states, collection.index_type) + stored
 
