@@ -114,6 +114,10 @@ class Library:
                 self._bases[name] = base
         return base
 
+    def require(self, name: str) -> None:
+        """Raise CollectionNotFound, naming the collections there are, unless this one exists."""
+        self.store.open(name, verify=False)
+
     def drop(self, name: str) -> None:
         """Delete a collection: its rows, vectors and indices, under its writer lock."""
         self.store.drop(name)

@@ -215,7 +215,7 @@ def drop(
 ) -> None:
     """Delete a collection: its rows, vectors and indices."""
     library = _library(db, home)
-    library.open(collection)
+    library.require(collection)
     if not yes and not typer.confirm(f"delete collection '{collection}' and all its vectors?"):
         raise typer.Exit(1)
     library.drop(collection)

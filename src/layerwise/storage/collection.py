@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import create_engine, delete, event, func, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from layerwise.errors import CollectionExists, CollectionNotFound, ModelMismatch, StorageError, UsageError
@@ -77,7 +77,7 @@ class Store:
         try:
             with self.sessions() as s:
                 row = s.get(Meta, "schema_version")
-        except OperationalError:  # no tables yet
+        except (OperationalError, ProgrammingError):  # no tables yet (SQLite says OperationalError, PostgreSQL ProgrammingError)
             return None
         return int(row.value) if row is not None else None
 
@@ -118,25 +118,36 @@ class Store:
         collection.notices = [notice] if notice else []
         return collection
 
-    def open(self, name: str) -> "Collection":
+    def open(self, name: str, verify: bool = True) -> "Collection":
+        """The named collection; ``verify``: refuse one whose folder another store's collection owns."""
         with self.sessions() as s:
             row = s.scalar(select(CollectionRow).where(CollectionRow.name == name))
         if row is None:
             known = ", ".join(self.names()) or "none yet"
             raise CollectionNotFound(f"no collection '{name}' (collections: {known}): create it with `layerwise index PATH --collection {name}`")
         collection = Collection(self, row)
-        ownership.verify(collection)
+        if verify:
+            ownership.verify(collection)
         return collection
 
     def drop(self, name: str) -> None:
-        """Delete a collection's rows, then its folder, holding its writer lock (a running writer makes this fail)."""
-        collection = self.open(name)
+        """Delete a collection's rows, then its folder, holding its writer lock (a running writer makes this fail).
+
+        A collection whose folder another store's collection owns loses its rows only: that folder is left alone.
+        """
+        collection = self.open(name, verify=False)
+        if ownership.foreign(collection):
+            self._delete_rows(collection)
+            return
         with collection.writing():
-            with self.sessions.begin() as s:
-                if self.is_sqlite:
-                    bm25.drop(s, collection.id)
-                s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
+            self._delete_rows(collection)
             ownership.remove_folder(collection)
+
+    def _delete_rows(self, collection: "Collection") -> None:
+        with self.sessions.begin() as s:
+            if self.is_sqlite:
+                bm25.drop(s, collection.id)
+            s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
 
 
 def _engine(url: str) -> Engine:

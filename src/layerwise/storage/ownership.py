@@ -102,12 +102,16 @@ def _moved(taken: Path, folder: str, name: str) -> str:
             f"uses its own folder {taken.parent / folder}")
 
 
-def verify(collection: Collection) -> None:
-    """Refuse a folder whose marker names another collection (another database's, sharing this home)."""
-    if collection.uid is None:
-        return  # made before markers: claimed at its first write
+def foreign(collection: Collection) -> dict[str, str] | None:
+    """The marker of another collection in this collection's folder (another database's, sharing this home), or None."""
     marker = read_marker(collection.dir)
-    if marker is not None and marker["uid"] != collection.uid:
+    return marker if marker is not None and marker["uid"] != collection.uid else None
+
+
+def verify(collection: Collection) -> None:
+    """Refuse a folder whose marker names another collection."""
+    marker = foreign(collection)
+    if marker is not None and collection.uid is not None:  # an older collection (no uid) is checked at its first write
         raise StorageError(_foreign(collection, marker))
 
 
@@ -150,7 +154,5 @@ def _remove_if_only_lock(folder: Path) -> None:
 
 def remove_folder(collection: Collection) -> None:
     """Delete a dropped collection's folder, only when it is this collection's (or unmarked and older)."""
-    marker = read_marker(collection.dir)
-    if marker is not None and marker["uid"] != collection.uid:
-        return  # another database's collection lives there: leave it
-    shutil.rmtree(collection.dir, ignore_errors=True)
+    if foreign(collection) is None:  # never another database's collection
+        shutil.rmtree(collection.dir, ignore_errors=True)
