@@ -29,6 +29,7 @@ from layerwise.types import Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 SCHEMA_VERSION = 1  # of every result's to_dict(), documented in docs/json.md
 MAX_K = 1_000
+FUSION_DEPTH = 100  # documents of each member a fusion combines
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,23 @@ class Searcher:
         return [Ranking.from_passages(rows, scores, self.row_map).top(depth) for rows, scores in found]
 
     def rankings(self, queries: Sequence[str], plan: Plan, depth: int, progress: bool = False) -> dict[str, list[Ranking]]:
-        """Every planned step's rankings of the queries: one encoding for all dense views, then BM25, then fusions."""
+        """Every planned step's rankings of the queries: one encoding for all dense views, then BM25, then fusions.
+
+        Fusions always fuse their members' top FUSION_DEPTH (or more), so a fused top 10 is the
+        same whether a search asks for 10 documents or an evaluation for 100.
+        """
         check_queries(queries)
+        deep = max(depth, FUSION_DEPTH) if plan.fusions else depth
         out: dict[str, list[Ranking]] = {}
         embeddings = self.encode(queries, list(plan.dense.values())) if plan.dense else None
         for view in tqdm(list(plan.dense.values()), desc="views", disable=not progress, leave=False):
-            out[view.name] = self.rank(view, view.of_query(embeddings), depth)  # type: ignore[arg-type]
+            out[view.name] = self.rank(view, view.of_query(embeddings), deep)  # type: ignore[arg-type]
         if plan.bm25:
-            out[BM25] = self.rank_bm25(queries, depth)
+            out[BM25] = self.rank_bm25(queries, deep)
         for name, step in plan.fusions.items():
             parts = zip(*(out[m] for m in step.members))
-            out[name] = [fusion.fuse(step.method, list(p), step.weights).top(depth) for p in parts]
-        return out
+            out[name] = [fusion.fuse(step.method, list(p), step.weights).top(deep) for p in parts]
+        return {name: [r.top(depth) for r in ranked] for name, ranked in out.items()}
 
     def search(self, query: str, specs: Sequence[str], k: int = 10) -> SearchResult:
         """Top-k documents of one query under each view the specs name, sharing one query encoding."""
