@@ -208,7 +208,8 @@ class KnowledgeBase:
             from layerwise.indexer.ray_engine import RayEncoder  # ray is an optional extra
 
             encoder = RayEncoder(encoder, ray_address, ray_actors)
-        report.warnings.extend(self.collection.notices)
+        report.warnings.extend(self.collection.notices)  # said once, with the first indexing after creation
+        self.collection.notices = []
         summary = index_documents(self.collection, encoder, docs, report, **options)
         return IndexReport(self.name, summary, report)
 
