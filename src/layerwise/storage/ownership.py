@@ -110,8 +110,8 @@ def foreign(collection: Collection) -> dict[str, str] | None:
 
 def verify(collection: Collection) -> None:
     """Refuse a folder whose marker names another collection."""
-    marker = foreign(collection)
-    if marker is not None and collection.uid is not None:  # an older collection (no uid) is checked at its first write
+    marker = foreign(collection)  # an older collection (no uid yet) never owns a marked folder either
+    if marker is not None:
         raise StorageError(_foreign(collection, marker))
 
 
