@@ -12,7 +12,8 @@ process commits (the collection's generation changes).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from layerwise.errors import CollectionNotFound, UsageError
 from layerwise.evaluation.evaluation import Evaluation, evaluate
 from layerwise.evaluation.runs import list_runs, save_run
 from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, read_texts
-from layerwise.indexer.pipeline import IndexSummary, index_documents
+from layerwise.indexer.pipeline import IndexSummary, check_batch_docs, check_splitting, index_documents
 from layerwise.search.searcher import Comparison, SearchResult, Searcher, check_k
 from layerwise.settings import EncoderSettings
 from layerwise.storage import arrays, check as checking, faiss_index
@@ -98,10 +99,12 @@ class Library:
         except CollectionNotFound:
             if not create:
                 raise
-            identity = self.encoder(settings or EncoderSettings(device=self.device, dtype=self.dtype)).identity
-            collection = self.store.create(name, identity, vector_dtype or "float32", 32 if overlap is None else overlap, max_passages)
-        else:
-            _refuse_changes(collection, overlap=overlap, max_passages=max_passages, vector_dtype=vector_dtype)
+            encoder = self.encoder(settings or EncoderSettings(device=self.device, dtype=self.dtype))
+            overlap = 32 if overlap is None else overlap
+            check_splitting(encoder, overlap, max_passages)  # before anything is stored
+            collection = self.store.create(name, encoder.identity, vector_dtype or "float32", overlap, max_passages)
+            return KnowledgeBase(self, collection, settings, created=True)
+        _refuse_changes(collection, overlap=overlap, max_passages=max_passages, vector_dtype=vector_dtype)
         return KnowledgeBase(self, collection, settings)
 
     def cached(self, name: str) -> "KnowledgeBase":
@@ -140,10 +143,13 @@ def _refuse_changes(collection: Collection, **asked: Any) -> None:
 class KnowledgeBase:
     """One collection: add, index, search, compare, evaluate, views, delete, check and export."""
 
-    def __init__(self, library: Library, collection: Collection, settings: EncoderSettings | None = None) -> None:
+    def __init__(
+        self, library: Library, collection: Collection, settings: EncoderSettings | None = None, *, created: bool = False
+    ) -> None:
         self.library = library
         self.collection = collection
         self._settings = settings
+        self._created = created  # made by this open: bad input to its first indexing call leaves nothing behind
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
 
@@ -174,8 +180,9 @@ class KnowledgeBase:
         progress: bool = False,
     ) -> IndexReport:
         """Index texts as documents (ids default to their positions); changed texts are re-encoded."""
-        docs = _documents(texts, ids, titles, metadata)
-        return self._index(docs, InputReport(read=len(docs)), progress=progress)
+        with self._nothing_left_on_bad_input():
+            docs = _documents(texts, ids, titles, metadata)
+            return self._index(docs, InputReport(read=len(docs)), progress=progress)
 
     def index(
         self,
@@ -191,13 +198,26 @@ class KnowledgeBase:
         progress: bool = False,
     ) -> IndexReport:
         """Index files and folders (.txt/.md, BEIR .jsonl, .csv/.tsv); ``sync`` removes documents no longer there."""
-        report = InputReport()
-        docs = list(read_documents([Path(p) for p in paths], report, columns))
-        if index_type and index_type != self.collection.index_type:
-            faiss_index.choose(index_type, 0)
-            self.collection.set_index_type(index_type)
-        return self._index(docs, report, sync=sync, batch_docs=batch_docs, engine=engine, ray_address=ray_address,
-                           ray_actors=ray_actors, progress=progress)
+        with self._nothing_left_on_bad_input():
+            check_batch_docs(batch_docs)
+            report = InputReport()
+            docs = list(read_documents([Path(p) for p in paths], report, columns))
+            if index_type and index_type != self.collection.index_type:
+                faiss_index.choose(index_type, 0)
+                self.collection.set_index_type(index_type)
+            return self._index(docs, report, sync=sync, batch_docs=batch_docs, engine=engine, ray_address=ray_address,
+                               ray_actors=ray_actors, progress=progress)
+
+    @contextmanager
+    def _nothing_left_on_bad_input(self) -> Iterator[None]:
+        """Drop the collection this open created when its first indexing call fails on bad input before any commit."""
+        created, self._created = self._created, False
+        try:
+            yield
+        except UsageError:
+            if created and self.collection.vector_rows() == 0:
+                self.library.drop(self.name)
+            raise
 
     def _index(self, docs: list[Document], report: InputReport, *, engine: str = "local", ray_address: str | None = None,
                ray_actors: int = 2, **options: Any) -> IndexReport:

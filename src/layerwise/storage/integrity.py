@@ -76,14 +76,17 @@ def file_digest(path: Path, block: int = 1 << 22) -> FileDigest:
 
 
 # -- vector rows ----------------------------------------------------------------------------------
-def record_vectors(session: Session, collection_id: int, dtype: np.dtype, start: int, vectors: np.ndarray) -> None:
-    """Add the chunk digests of rows appended at ``start``: vectors (n, states, d), as stored in ``dtype``."""
-    for layer in range(vectors.shape[1]):
-        block = np.ascontiguousarray(vectors[:, layer], dtype=dtype)  # (n, d), the bytes VectorFile.append wrote
-        for offset in range(0, len(block), CHUNK_ROWS):
-            part = block[offset : offset + CHUNK_ROWS]
-            session.add(VectorChunkRow(collection_id=collection_id, layer=layer, start=start + offset,
-                                       rows=len(part), digest=digest(part.tobytes())))
+def record_appended(session: Session, collection_id: int, files: list[VectorFile], start: int, count: int) -> None:
+    """Add the chunk digests of rows start..start+count-1, appended (and fsync'd) to every layer's file since
+    the last commit, read back from the files (a long document's vectors arrive in several appends)."""
+    if count <= 0:
+        return
+    for layer, file in enumerate(files):
+        with open(file.path, "rb") as f:
+            for offset in range(start, start + count, CHUNK_ROWS):
+                rows = min(CHUNK_ROWS, start + count - offset)
+                data = _read_at(f, offset * file.row_bytes, rows * file.row_bytes)
+                session.add(VectorChunkRow(collection_id=collection_id, layer=layer, start=offset, rows=rows, digest=digest(data)))
 
 
 def replace_chunk(session: Session, collection_id: int, layer: int, start: int, block: np.ndarray) -> None:
