@@ -138,6 +138,10 @@ class Library:
                 self._bases[name] = base
         return base
 
+    def require(self, name: str) -> None:
+        """Raise CollectionNotFound, naming the collections there are, unless this one exists."""
+        self.store.open(name, verify=False)
+
     def drop(self, name: str) -> None:
         """Delete a collection: its rows, vectors and indices, under its writer lock."""
         self.store.drop(name)
@@ -261,6 +265,8 @@ class KnowledgeBase:
             from layerwise.indexer.ray_engine import RayEncoder  # ray is an optional extra
 
             encoder = RayEncoder(encoder, ray_address, ray_actors)
+        report.warnings.extend(self.collection.notices)  # said once, with the first indexing after creation
+        self.collection.notices = []
         summary = index_documents(self.collection, encoder, docs, report, **options)
         return IndexReport(self.name, summary, report)
 
@@ -287,8 +293,18 @@ class KnowledgeBase:
             self.collection.set_default_view(spec)
         return spec or DEFAULT_VIEW
 
-    def check(self, *, repair: bool = False, recall: bool = False) -> checking.CheckReport:
-        return checking.repair(self.collection) if repair else checking.check(self.collection, recall=recall)
+    def check(self, *, repair: bool = False, recall: bool = False, deep: bool = False) -> checking.CheckReport:
+        """Verify the collection (``deep``: every vector byte too); ``repair`` re-encodes damaged vector rows from the
+        stored passage texts (loading the model only then) and rebuilds every index from verified vectors."""
+        if repair:
+            return checking.repair(self.collection, reencode=self._reencode)
+        return checking.check(self.collection, recall=recall, deep=deep)
+
+    def _reencode(self, texts: list[str], layers: list[int]) -> Any:
+        """Vectors (texts, layers, dim) of passage texts from the collection's own encoder."""
+        encoder = self.library.encoder(self.settings())
+        self.collection.check_identity(encoder.identity)
+        return encoder.encode(texts, layers).vectors
 
     # -- reading -----------------------------------------------------------------------------
     @property

@@ -215,7 +215,7 @@ def drop(
 ) -> None:
     """Delete a collection: its rows, vectors and indices."""
     library = _library(db, home)
-    library.open(collection)
+    library.require(collection)
     if not yes and not typer.confirm(f"delete collection '{collection}' and all its vectors?"):
         raise typer.Exit(1)
     library.drop(collection)
@@ -425,12 +425,13 @@ def check(
     collection: CollectionArg,
     repair: Annotated[bool, typer.Option("--repair", help="Rebuild indices from stored vectors and drop what was lost.")] = False,
     recall: Annotated[bool, typer.Option("--recall", help="Measure recall@10 of each ANN index against exact search.")] = False,
+    deep: Annotated[bool, typer.Option("--deep", help="Also reread every vector byte against its checksum (--repair always does).")] = False,
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify database <-> stored vectors <-> every index; exit 1 when they differ."""
-    report = _library(db, home).open(collection).check(repair=repair, recall=recall)
+    """Verify database <-> stored vectors (checksums) <-> every index; exit 1 when they differ."""
+    report = _library(db, home).open(collection).check(repair=repair, recall=recall, deep=deep)
     render.check_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)

@@ -45,7 +45,8 @@ RESERVED_NAMES = frozenset({"all", "stored", "default", *LEXICAL, *MIX_KINDS, *F
 _VIEW_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _LAYER_NAME_RE = re.compile(r"^layer\d+$", re.I)
 _MIX_RE = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.S)
-_INT_RE = re.compile(r"^[+-]?\d+$")
+_INT_RE = re.compile(r"^[+-]?\d{1,100}$")  # bounded: int() refuses strings of more than 4300 digits
+MAX_NESTING = 32  # fusions nest; deeper specs are refused before recursion could run out of stack
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,8 @@ ViewSpec = Selection | Mix | Lexical | Named | Fusion
 def parse_view(text: str) -> ViewSpec:
     """Parse any view spec: a layer selection or mix, bm25, a fusion, or a stored view name."""
     text = text.strip()
+    if _nesting(text) > MAX_NESTING:
+        raise LayerSpecError(f"view spec nests more than {MAX_NESTING} parentheses deep: write a flatter fusion")
     match = _MIX_RE.match(text)
     if match and match.group(1).lower() in FUSION_METHODS:
         return _parse_fusion(match.group(1).lower(), match.group(2), text)
@@ -277,6 +280,14 @@ def parse_view(text: str) -> ViewSpec:
     if _VIEW_NAME_RE.fullmatch(text) and text.lower() != "all":
         return Named(text)
     return parse(text)
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _parse_fusion(method: str, body: str, whole: str) -> Fusion:

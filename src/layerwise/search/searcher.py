@@ -98,8 +98,8 @@ class Searcher:
         older than the last commit (a killed writer) are searched exactly instead.
         """
         if view.name not in self._indices:
-            path = self.collection.index_path(view.name)
-            current = view.stored and not self.stale and path.exists()
+            path = self.collection.index_path(view.name) if view.stored else None
+            current = path is not None and not self.stale and path.exists()
             index = faiss_index.read(path, self.collection.name) if current else build_index(self.collection, view, write=False)
             self._indices[view.name] = faiss_index.on_device(index, self.device)
         return self._indices[view.name]
