@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import create_engine, delete, event, func, insert, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from layerwise.errors import CollectionExists, CollectionNotFound, ModelMismatch, StorageError, UsageError
@@ -77,7 +77,7 @@ class Store:
         try:
             with self.sessions() as s:
                 row = s.get(Meta, "schema_version")
-        except OperationalError:  # no tables yet
+        except (OperationalError, ProgrammingError):  # no tables yet (SQLite says OperationalError, PostgreSQL ProgrammingError)
             return None
         return int(row.value) if row is not None else None
 
