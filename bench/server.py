@@ -11,7 +11,8 @@ rrf(bm25 | -1); p50 and p99 over --requests requests per setting. In the same ru
 times the CLI's cold ``layerwise search C QUERY --view all --json`` (a fresh process
 each time) with the light query encoder (the default) and with the full one. The
 CPU model, core count and load average are recorded: on a shared machine the load
-average says how much of the CPU the benchmark had.
+average says how much of the CPU the benchmark had, and the server's own CPU time
+per request (from /proc) is what a request costs whatever else runs.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def timed_requests(url: str, collection: str, views: list[str], queries: list[st
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -113,9 +120,12 @@ def main() -> None:
         timed_requests(url, args.collection, ["all", "bm25"], queries, 1, 20)  # warm-up: encoder, indices, caches
         for name, views in SETTINGS.items():
             for clients in (1, 8):
+                spent = cpu_seconds(server.pid)
                 latencies = timed_requests(url, args.collection, views, queries, clients, args.requests)
+                spent = cpu_seconds(server.pid) - spent
                 result["server"][f"{name} @ {clients}"] = {"p50_ms": round(1000 * percentile(latencies, 50), 2),
-                                                           "p99_ms": round(1000 * percentile(latencies, 99), 2), "n": len(latencies)}
+                                                           "p99_ms": round(1000 * percentile(latencies, 99), 2), "n": len(latencies),
+                                                           "server_cpu_ms_per_request": round(1000 * spent / len(latencies), 2)}
                 print(name, clients, result["server"][f"{name} @ {clients}"], file=sys.stderr)
     finally:
         server.terminate()

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from layerwise import layers as grammar
 from layerwise.errors import CollectionNotFound, UsageError
 from layerwise.evaluation.evaluation import Evaluation, evaluate
-from layerwise.evaluation.runs import list_runs, save_run
+from layerwise.evaluation.diagnostics import Diagnostics, diagnose
+from layerwise.evaluation.runs import RunDiff, StoredRun, diff_runs, list_runs, load_run, save_run, stored_runs
 from layerwise.indexer import light
 from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, read_texts
 from layerwise.indexer.light import LightEncoder
@@ -35,6 +36,7 @@ from layerwise.storage.views import rebuild_all, save_fusion, save_mix, stored_s
 from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 if TYPE_CHECKING:
+    from layerwise.indexer.token_export import ExportSummary
     from layerwise.evaluation.learn_mix import LearnedMix
     from layerwise.indexer.encoder import Encoder
 
@@ -136,11 +138,31 @@ class Library:
                 self._bases[name] = base
         return base
 
+    def require(self, name: str) -> None:
+        """Raise CollectionNotFound, naming the collections there are, unless this one exists."""
+        self.store.open(name, verify=False)
+
     def drop(self, name: str) -> None:
         """Delete a collection: its rows, vectors and indices, under its writer lock."""
         self.store.drop(name)
         with self._lock:
             self._bases.pop(name, None)
+
+    def runs(self, collection: str | None = None) -> list[StoredRun]:
+        """Stored evaluation runs, newest first (one collection's when named)."""
+        return stored_runs(self.store, collection)
+
+    def run(self, run_id: int) -> StoredRun:
+        """One stored evaluation run by id."""
+        return load_run(self.store, run_id)
+
+    def diff_runs(self, a: int, b: int, metric: str | None = None, **options: Any) -> RunDiff:
+        """Two stored runs side by side with a paired test per shared view (see evaluation.runs.diff_runs)."""
+        return diff_runs(self.run(a), self.run(b), metric, **options)
+
+    def layer_diagnostics(self, collection: str, **options: Any) -> Diagnostics:
+        """Norms, anisotropy and linear CKA of every hidden state, from the stored vectors (no encoder)."""
+        return diagnose(self.store.open(collection), **options)
 
 
 def _refuse_changes(collection: Collection, **asked: Any) -> None:
@@ -243,6 +265,8 @@ class KnowledgeBase:
             from layerwise.indexer.ray_engine import RayEncoder  # ray is an optional extra
 
             encoder = RayEncoder(encoder, ray_address, ray_actors)
+        report.warnings.extend(self.collection.notices)  # said once, with the first indexing after creation
+        self.collection.notices = []
         summary = index_documents(self.collection, encoder, docs, report, **options)
         return IndexReport(self.name, summary, report)
 
@@ -269,8 +293,18 @@ class KnowledgeBase:
             self.collection.set_default_view(spec)
         return spec or DEFAULT_VIEW
 
-    def check(self, *, repair: bool = False, recall: bool = False) -> checking.CheckReport:
-        return checking.repair(self.collection) if repair else checking.check(self.collection, recall=recall)
+    def check(self, *, repair: bool = False, recall: bool = False, deep: bool = False) -> checking.CheckReport:
+        """Verify the collection (``deep``: every vector byte too); ``repair`` re-encodes damaged vector rows from the
+        stored passage texts (loading the model only then) and rebuilds every index from verified vectors."""
+        if repair:
+            return checking.repair(self.collection, reencode=self._reencode)
+        return checking.check(self.collection, recall=recall, deep=deep)
+
+    def _reencode(self, texts: list[str], layers: list[int]) -> Any:
+        """Vectors (texts, layers, dim) of passage texts from the collection's own encoder."""
+        encoder = self.library.encoder(self.settings())
+        self.collection.check_identity(encoder.identity)
+        return encoder.encode(texts, layers).vectors
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -398,6 +432,21 @@ def embed_file(path: Path, output: Path, layers: str = "all", text_column: str =
     result = encoder.encode(texts, selection.resolve(encoder.num_states), progress=progress)
     data = arrays.LabelledVectors(result.vectors, result.layers, result.model.to_dict(), ids, {})
     return arrays.write(output, data), result
+
+
+def embed_tokens_file(path: Path, output: Path, layers: str = "all", text_column: str = "text", *, words: bool = False,
+                      stride: int | None = None, max_tokens: int | None = None, progress: bool = False, model: str | None = None,
+                      device: str = "auto", dtype: str = "auto", pooling: str | None = None, quantize: str | None = None) -> "ExportSummary":
+    """Every token's vector (or every word's, ``words``) of every text in a file, streamed to .npz or .safetensors."""
+    from layerwise.indexer.token_export import export_with_model
+
+    if pooling is not None:
+        raise UsageError("--tokens exports token vectors, not pooled ones: leave out --pooling (or use --words to pool sub-words)")
+    if quantize:
+        raise UsageError("--tokens exports the model's own fp32/bf16 states: leave out --quantize")
+    ids, texts = read_texts(path, text_column)
+    return export_with_model(model, ids, texts, layers, output, words=words, stride=stride, max_tokens=max_tokens,
+                             device=device, dtype=dtype, progress=progress)
 
 
 __all__ = ["Library", "KnowledgeBase", "IndexReport", "SearchResult", "Comparison", "Hit", "check_k", "open", "embed", "embed_file"]

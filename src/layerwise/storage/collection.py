@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
-import shutil
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import create_engine, delete, event, func, insert, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from layerwise.errors import CollectionExists, CollectionNotFound, ModelMismatch, StorageError, UsageError
-from layerwise.storage import bm25, location
+from layerwise.errors import CollectionExists, CollectionNotFound, LayerSpecError, ModelMismatch, StorageError, UsageError
+from layerwise.layers import validate_view_name
+from layerwise.storage import bm25, damage, filenames, integrity, location, ownership
 from layerwise.storage.schema import MIGRATIONS, SCHEMA_VERSION, Base, CollectionRow, DocumentRow, Meta, PassageRow, ViewRow
-from layerwise.storage.lock import WriteLock
 from layerwise.storage.vectors import DTYPES, VectorFile
 from layerwise.types import Document, ModelIdentity, Passage, PassageInfo
 
@@ -77,7 +78,7 @@ class Store:
         try:
             with self.sessions() as s:
                 row = s.get(Meta, "schema_version")
-        except OperationalError:  # no tables yet
+        except (OperationalError, ProgrammingError):  # no tables yet (SQLite says OperationalError, PostgreSQL ProgrammingError)
             return None
         return int(row.value) if row is not None else None
 
@@ -107,29 +108,46 @@ class Store:
         with self.sessions.begin() as s:
             if s.scalar(select(CollectionRow.id).where(CollectionRow.name == name)) is not None:
                 raise CollectionExists(f"collection '{name}' already exists: choose another name or `layerwise drop {name}`")
-            s.add(CollectionRow(name=name, model=identity.to_dict(), vector_dtype=vector_dtype, overlap=overlap, max_passages=max_passages))
+            row = CollectionRow(name=name, model=identity.to_dict(), vector_dtype=vector_dtype, overlap=overlap,
+                                max_passages=max_passages, uid=ownership.new_uid())
+            s.add(row)
+            s.flush()
+            # a folder that exists (another database's namesake) is never deleted or reused
+            row.folder, notice = ownership.claim_new_folder(self.home / "collections", name, row.id, row.uid or "", self.url)
         collection = self.open(name)
-        shutil.rmtree(collection.dir, ignore_errors=True)  # leftovers of a dropped namesake
-        collection.dir.mkdir(parents=True, exist_ok=True)
+        collection.notices = [notice] if notice else []
         return collection
 
-    def open(self, name: str) -> "Collection":
+    def open(self, name: str, verify: bool = True) -> "Collection":
+        """The named collection; ``verify``: refuse one whose folder another store's collection owns."""
         with self.sessions() as s:
             row = s.scalar(select(CollectionRow).where(CollectionRow.name == name))
         if row is None:
             known = ", ".join(self.names()) or "none yet"
             raise CollectionNotFound(f"no collection '{name}' (collections: {known}): create it with `layerwise index PATH --collection {name}`")
-        return Collection(self, row)
+        collection = Collection(self, row)
+        if verify:
+            ownership.verify(collection)
+        return collection
 
     def drop(self, name: str) -> None:
-        """Delete a collection's rows, then its folder, holding its writer lock (a running writer makes this fail)."""
-        collection = self.open(name)
+        """Delete a collection's rows, then its folder, holding its writer lock (a running writer makes this fail).
+
+        A collection whose folder another store's collection owns loses its rows only: that folder is left alone.
+        """
+        collection = self.open(name, verify=False)
+        if ownership.foreign(collection):
+            self._delete_rows(collection)
+            return
         with collection.writing():
-            with self.sessions.begin() as s:
-                if self.is_sqlite:
-                    bm25.drop(s, collection.id)
-                s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
-            shutil.rmtree(collection.dir, ignore_errors=True)
+            self._delete_rows(collection)
+            ownership.remove_folder(collection)
+
+    def _delete_rows(self, collection: "Collection") -> None:
+        with self.sessions.begin() as s:
+            if self.is_sqlite:
+                bm25.drop(s, collection.id)
+            s.execute(delete(CollectionRow).where(CollectionRow.id == collection.id))
 
 
 def _engine(url: str) -> Engine:
@@ -139,6 +157,7 @@ def _engine(url: str) -> Engine:
         raise UsageError(f"cannot use database URL '{url}': {exc} — pass a SQLAlchemy URL such as sqlite:///path.db") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    damage.install(engine, url)
     return engine
 
 
@@ -154,7 +173,9 @@ class Collection:
         self.overlap = row.overlap
         self.max_passages = row.max_passages
         self.index_type = row.index_type
-        self.dir = store.home / "collections" / f"{row.name}-{row.id}"
+        self.uid = row.uid  # None: made before folder markers (storage/ownership.py)
+        self.dir = store.home / "collections" / (row.folder or ownership.default_folder(row.name, row.id))
+        self.notices: list[str] = []  # what creating it had to tell the user
 
     @property
     def num_states(self) -> int:
@@ -173,7 +194,8 @@ class Collection:
         return self.vector_file(layer).read(self.vector_rows())
 
     def index_path(self, view_name: str) -> Path:
-        return self.dir / "indices" / f"{view_name}.faiss"
+        """A view's index file: named from ids, never from the view's name (storage/filenames.py)."""
+        return self.dir / filenames.index_relpath(self, view_name)
 
     def check_identity(self, identity: ModelIdentity) -> None:
         """Refuse an encoder whose identity differs from the collection's."""
@@ -184,9 +206,16 @@ class Collection:
                 f"use the same model and pooling, or index into a new collection"
             )
 
-    def writing(self) -> WriteLock:
-        """The collection's single-writer lock (use as a context manager)."""
-        return WriteLock(self.dir / "write.lock", self.name)
+    def writing(self) -> AbstractContextManager[object]:
+        """The collection's single-writer lock (use as a context manager); it also checks the folder is this collection's."""
+        return ownership.writer(self)
+
+    def adopt_uid(self, uid: str) -> None:
+        """Give a collection made before folder markers its identity (once)."""
+        with self.store.sessions.begin() as s:
+            s.query(CollectionRow).filter(CollectionRow.id == self.id, CollectionRow.uid.is_(None)).update(
+                {"uid": uid, "folder": self.dir.name})
+            self.uid = s.scalar(select(CollectionRow.uid).where(CollectionRow.id == self.id))
 
     def default_view(self) -> str | None:
         """The view spec a plain search uses, when the user chose one."""
@@ -271,6 +300,7 @@ class Collection:
         with self.store.sessions.begin() as s:
             self._delete_documents(s, replace)
             ids = self._insert_documents(s, docs)
+            self._after_insert_documents(s, ids, docs)
             rows = iter(range(start, start + count))
             flat = ((doc_id, p) for doc_id, parts in zip(ids, passages) for p in parts)
             while chunk := list(itertools.islice(flat, _INSERT_ROWS)):  # bounded memory for a huge document
@@ -279,6 +309,7 @@ class Collection:
                 s.execute(insert(PassageRow), values)
                 self._after_insert(s, values[0]["row"], [p for _, p in chunk])
             self._set(s, vector_rows=start + count, indices_stale=True)
+            integrity.record_appended(s, self.id, [self.vector_file(i) for i in range(self.num_states)], start, count)
         self.forget_rows()
 
     def _insert_documents(self, session: Session, docs: Sequence[Document]) -> list[int]:
@@ -290,9 +321,14 @@ class Collection:
         return list(session.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), values).all())
 
     def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
-        """Keep the BM25 full-text table in step (SQLite only)."""
+        """Keep the passages' BM25 full-text table in step (SQLite only)."""
         if self.store.is_sqlite:
             bm25.add(session, self.id, range(start, start + len(passages)), [p.text for p in passages])
+
+    def _after_insert_documents(self, session: Session, ids: Sequence[int], docs: Sequence[Document]) -> None:
+        """Keep the whole documents' BM25 full-text table in step (SQLite only)."""
+        if self.store.is_sqlite:
+            bm25.add_documents(session, self.id, list(ids), [f"{d.title} {d.text}" for d in docs])
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents and their passages from the database; return how many existed."""
@@ -310,6 +346,7 @@ class Collection:
         if self.store.is_sqlite and ids:
             rows = list(session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(ids))))
             bm25.remove(session, self.id, rows)
+            bm25.remove_documents(session, self.id, ids)
         session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
         return len(ids)
@@ -378,15 +415,51 @@ class Collection:
             passages = s.scalar(select(func.count()).select_from(PassageRow).where(PassageRow.collection_id == self.id))
         return {"documents": int(docs or 0), "passages": int(passages or 0), "vector_rows": self.vector_rows()}
 
-    def stored_views(self) -> list[ViewRow]:
+    def stored_views(self, valid: bool = True) -> list[ViewRow]:
+        """Stored views; with ``valid=False`` only those whose names an older layerwise let through and are refused now."""
         with self.store.sessions() as s:
-            return list(s.scalars(select(ViewRow).where(ViewRow.collection_id == self.id).order_by(ViewRow.id)))
+            found = list(s.scalars(select(ViewRow).where(ViewRow.collection_id == self.id).order_by(ViewRow.id)))
+        return [v for v in found if _valid_view_name(v.name) == valid]
 
-    def save_view(self, name: str, spec: str, query_spec: str | None, index_type: str) -> None:
+    def save_view(self, name: str, spec: str, query_spec: str | None, index_type: str,
+                  staged: tuple[Path, integrity.FileDigest] | None = None) -> None:
+        """Store a view (replacing one of that name); ``staged``: its index, written to a temporary file, put in place here."""
         with self.store.sessions.begin() as s:
+            old = list(s.scalars(select(ViewRow.id).where(ViewRow.collection_id == self.id, ViewRow.name == name)))
             s.execute(delete(ViewRow).where(ViewRow.collection_id == self.id, ViewRow.name == name))
-            s.add(ViewRow(collection_id=self.id, name=name, spec=spec, query_spec=query_spec, index_type=index_type))
+            row = ViewRow(collection_id=self.id, name=name, spec=spec, query_spec=query_spec, index_type=index_type)
+            s.add(row)
+            s.flush()
+            for view_id in old:
+                integrity.forget_index(s, self.id, filenames.stored_relpath(view_id))
+            if staged is not None:
+                relpath = filenames.stored_relpath(row.id)
+                (self.dir / relpath).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged[0], self.dir / relpath)
+                integrity.record_index(s, self.id, relpath, staged[1])
             self._set(s)
+        for view_id in old:
+            if view_id != row.id:
+                (self.dir / filenames.stored_relpath(view_id)).unlink(missing_ok=True)
+
+    def delete_views(self, names: Sequence[str]) -> None:
+        """Remove stored views by name (their rows only: a refused name is never turned into a path)."""
+        with self.store.sessions.begin() as s:
+            s.execute(delete(ViewRow).where(ViewRow.collection_id == self.id, ViewRow.name.in_(list(names))))
+            self._set(s)
+
+    def record_index(self, path: Path, written: integrity.FileDigest) -> None:
+        """Record the size and checksum an index file was just written with."""
+        with self.store.sessions.begin() as s:
+            integrity.record_index(s, self.id, path.relative_to(self.dir).as_posix(), written)
+
+
+def _valid_view_name(name: str) -> bool:
+    try:
+        validate_view_name(name)
+    except LayerSpecError:
+        return False
+    return True
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

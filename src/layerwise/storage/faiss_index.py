@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from layerwise.errors import CorruptIndex, UsageError
+from layerwise.storage.integrity import FileDigest, HashingWriter
 from layerwise.storage.torch_flat import TorchFlatIndex
 
 
@@ -114,21 +115,41 @@ def kind_of(index: Any) -> str:
     return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
 
 
-def write_atomic(index: Any, path: Path) -> None:
-    """Write an index so that readers see the old file or the new one, never half of one."""
-    faiss = _faiss()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def write_atomic(index: Any, path: Path) -> FileDigest:
+    """Write an index so that readers see the old file or the new one, never half of one; return its size and checksum."""
+    tmp, written = stage(index, path.parent)
     try:
-        faiss.write_index(index, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+        tmp.unlink(missing_ok=True)
+    sync_folder(path.parent)
+    return written
+
+
+def stage(index: Any, folder: Path) -> tuple[Path, FileDigest]:
+    """Write an index to a temporary file in ``folder``, fsync'd, hashing it on the way (put it in place with os.replace).
+
+    Python writes the bytes (faiss hands them over), so a full disk raises OSError(ENOSPC)
+    like every other write, instead of a faiss RuntimeError or an unnoticed short file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=folder)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            out = HashingWriter(f)
+            _faiss().write_index(index, _faiss().PyCallbackIOWriter(out.write))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, out.result
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it survives a crash."""
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -9,7 +9,7 @@ view spec against a collection is search's job (``search/plan.py``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,9 +18,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from layerwise import layers as grammar
-from layerwise.errors import UsageError
+from layerwise.errors import StorageError, UsageError
 from layerwise.layers import LayerSpec, Mix
-from layerwise.storage import faiss_index
+from layerwise.storage import faiss_index, filenames, integrity
 from layerwise.storage.collection import Collection
 from layerwise.storage.schema import ViewRow
 from layerwise.types import LayerEmbeddings
@@ -97,12 +97,15 @@ def matrix(collection: Collection, view: View) -> tuple[np.ndarray, np.ndarray]:
 def build_index(collection: Collection, view: View, write: bool = True) -> object:
     """An index of this view built from stored vectors; a stored view's is written to disk when ``write``.
 
-    Readers pass ``write=False`` and get an exact (flat) index in memory.
+    Readers pass ``write=False`` and get an exact (flat) index in memory. Either way the
+    vectors are checked against their checksums first: damaged rows never reach an index.
     """
+    verify_vectors(collection, view.layers(collection.num_states))
     rows, vectors = matrix(collection, view)
     index = faiss_index.build(rows, vectors, view.index_type if write and view.stored else "flat")
     if write and view.stored:
-        faiss_index.write_atomic(index, collection.index_path(view.name))
+        path = collection.index_path(view.name)
+        collection.record_index(path, faiss_index.write_atomic(index, path))
     return index
 
 
@@ -141,9 +144,26 @@ def save_mix(
     faiss_index.choose(index_type, 0)
     view = View(name, spec, query_spec=query_spec, index_type=index_type)
     with collection.writing():
-        build_index(collection, view)
-        collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type)
+        verify_vectors(collection, view.layers(collection.num_states))
+        index = faiss_index.build(*matrix(collection, view), index_type)
+        staged = faiss_index.stage(index, collection.dir / filenames.INDICES)
+        try:
+            collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type, staged)
+        finally:
+            staged[0].unlink(missing_ok=True)
     return view
+
+
+def verify_vectors(collection: Collection, layers: Iterable[int]) -> None:
+    """Refuse to build an index from vector rows whose bytes differ from their checksums."""
+    committed = collection.vector_rows()
+    with collection.store.sessions() as s:
+        records = integrity.chunk_records(s, collection.id)
+    for layer in layers:
+        damaged = integrity.damaged_rows(collection.vector_file(layer), layer, committed, records.get(layer, []), deep=True)
+        if damaged:
+            raise StorageError(f"{damaged[0].describe()} in collection '{collection.name}': no index is built from them; "
+                               f"run `layerwise check {collection.name} --repair` to re-encode them from the stored passages")
 
 
 def stored_specs(collection: Collection) -> dict[str, str]:
