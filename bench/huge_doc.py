@@ -16,7 +16,10 @@ peak RSS (wait4 rusage) and wall time:
 - full: every passage of the document;
 - baseline: Encoder.encode_ids alone on the capped run's passages, in a fresh
   process (model load not timed): what this CPU encodes right now, so the
-  capped run's rate can be read as a ratio when other work loads the machine.
+  capped run's rate can be read as a ratio when other work loads the machine;
+- nomodel: every passage of the document, the encoder's output replaced by
+  random vectors: peak RSS and time of reading, splitting, storing and index
+  building alone (a diagnostic where a full run takes too long).
 
 Encoded tokens are counted exactly with the same splitter the index uses
 (model input ids per passage, special tokens included), so the rate is
@@ -107,6 +110,34 @@ print(json.dumps({"encode_s": time.perf_counter() - started, "passages": len(ids
 """
 
 
+NO_MODEL = """
+import json, resource, sys, time
+import numpy as np
+from pathlib import Path
+from layerwise.api import Library
+from layerwise.indexer.encoder import Encoder
+from layerwise.types import LayerEmbeddings
+
+def random_vectors(self, items, layers=None, progress=False):
+    return LayerEmbeddings(np.random.rand(len(items), self.num_states, self.identity.dim).astype(np.float32),
+                           tuple(range(self.num_states)), self.identity)
+
+Encoder.encode = Encoder.encode_ids = random_vectors
+started = time.perf_counter()
+report = Library(home=sys.argv[2]).open("huge", create=True).index([sys.argv[1]])
+print(json.dumps({"index_s": time.perf_counter() - started, "passages": report.summary.passages,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_no_model(path: Path, home: Path) -> dict:
+    """The whole document indexed with the encoder's output replaced by random vectors: the RSS and time of
+    reading, splitting, storing and index building alone (the model is loaded, never run)."""
+    done = subprocess.run([sys.executable, "-c", NO_MODEL, str(path), str(home)], capture_output=True, text=True,
+                          check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_baseline(path: Path, passages: int) -> dict:
     """The encoder alone on the same first passages, in a fresh process: the rate this CPU gives right now."""
     done = subprocess.run([sys.executable, "-c", BASELINE, str(path), str(passages)], capture_output=True, text=True,
@@ -123,7 +154,7 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=100.0, help="document size in MB")
-    parser.add_argument("--runs", nargs="+", choices=["tiny", "first", "capped", "full", "baseline"], default=["first", "full"],
+    parser.add_argument("--runs", nargs="+", choices=["tiny", "first", "capped", "full", "baseline", "nomodel"], default=["first", "full"],
                         help="baseline: Encoder.encode_ids alone on the capped run's passages (same CPU, same moment)")
     parser.add_argument("--capped-passages", type=int, default=4000)
     parser.add_argument("--extra", nargs="*", default=[], help="extra arguments for layerwise index, e.g. --device cuda")
@@ -136,6 +167,11 @@ def main() -> None:
         tiny = Path(tmp) / "tiny.txt"
         write_document(tiny, 0.001)
         for run in args.runs:
+            if run == "nomodel":
+                measured = run_no_model(path, Path(tmp) / "home-nomodel") | {"run": run}
+                result["runs"].append(measured)
+                print(json.dumps(measured), flush=True)
+                continue
             if run == "baseline":
                 measured = run_baseline(path, args.capped_passages)
                 tokens = encoded_tokens(path, args.capped_passages)[1]
