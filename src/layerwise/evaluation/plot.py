@@ -126,15 +126,14 @@ def plot_scatter(evaluation: Evaluation, view_name: str, path: Path, metric: str
     ax.scatter(points[:, 0], points[:, 1], s=14 + 10 * counts, c=colour, alpha=0.6, edgecolors="none")
     ax.plot([0, 1], [0, 1], color="black", linewidth=0.8)
     wins, losses = int(np.sum(y > x + 1e-9)), int(np.sum(y < x - 1e-9))
-    ax.text(0.03, 0.97, f"{view.name} better: {wins}", transform=ax.transAxes, va="top", color="tab:green")
-    ax.text(0.97, 0.03, f"{base.name} better: {losses}", transform=ax.transAxes, ha="right", color="tab:red")
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     ax.set_aspect("equal")
     ax.set_xlabel(f"{base.name} (baseline) {metric}")
     ax.set_ylabel(f"{view.name} {metric}")
     p = f"p = {view.p_value:.4f}, adjusted {view.p_adjusted:.4f}" if view.p_value is not None else ""
-    ax.set_title(f"per query, {len(queries)} queries; {p}\n(marker area grows with queries at the same point)", fontsize=9)
+    ax.set_title(f"per query, {len(queries)} queries; {p}\n{view.name} better (green, above): {wins}; "
+                 f"{base.name} better (red, below): {losses}\n(marker area grows with the queries at one point)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
