@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from layerwise.cli import app
 from layerwise.indexer import model as model_io
-from layerwise.indexer.tokens import export
+from layerwise.indexer.token_export import export
 
 SHORT = [
     "The quick brown fox jumps over the lazy dog.",
@@ -122,7 +122,7 @@ def test_cli_writes_safetensors_with_tokens_and_refuses_other_suffixes(tmp_path)
 _PEAK = """
 import resource, sys
 from pathlib import Path
-from layerwise.indexer.tokens import export_with_model
+from layerwise.indexer.token_export import export_with_model
 n = int(sys.argv[1])
 text = " ".join(f"token{i % 97} filler words" for i in range(n))
 export_with_model(None, ["t"], [text], "all", Path(sys.argv[2]), max_tokens=128, stride=32, device="cpu")

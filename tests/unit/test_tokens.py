@@ -1,95 +1,77 @@
-"""Token export without a model: window planning, word pooling and the streaming file writer."""
+"""Fast tokenisation (cut to a character budget, Rust encode_batch) equals the HF tokenizer call."""
 
-from __future__ import annotations
+from functools import lru_cache
+from pathlib import Path
 
-import json
-
-import numpy as np
 import pytest
+from transformers import AutoTokenizer
 
-from layerwise.errors import UsageError
-from layerwise.indexer.token_file import TokenFileWriter, check_path
-from layerwise.indexer.tokens import Piece, TokenizedText, WordPooler, plan_windows, word_spans
+from layerwise.indexer.model import resolve_model_path
+from layerwise.indexer.tokens import FastTokenizer
 
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact" / "corpus.jsonl"
 
-@pytest.mark.parametrize(("n", "size", "stride"), [(10, 10, 5), (11, 10, 5), (100, 10, 0), (100, 10, 9), (1000, 62, 31), (37, 8, 3)])
-def test_every_token_is_owned_once_by_its_most_central_window(n: int, size: int, stride: int):
-    windows = plan_windows(n, size, stride)
-    owned = np.concatenate([np.arange(w.own_start, w.own_end) for w in windows])
-    assert owned.tolist() == list(range(n))  # each token exactly once, in order
-    for w in windows:
-        assert 0 <= w.start <= w.own_start < w.own_end <= w.end <= n
-        assert w.end - w.start == min(size, n)
-    for p in range(n):  # no other window holds p farther from its edges
-        owner = next(w for w in windows if w.own_start <= p < w.own_end)
-        mine = min(p - owner.start, owner.end - 1 - p)
-        starts = list(range(0, max(n - size, 0), size - stride)) + [max(n - size, 0)]
-        assert all(min(p - s, s + size - 1 - p) <= mine for s in starts if s <= p < s + size)
-
-
-def test_a_window_with_half_overlap_keeps_tokens_a_quarter_window_from_its_edges():
-    windows = plan_windows(1000, 100, 50)
-    for w in windows[1:-1]:
-        assert w.own_start - w.start >= 24 and w.end - w.own_end >= 24
+TRICKY = [
+    "",
+    "   ",
+    "Short.",
+    "x" * 5000,  # one word far over 100 characters: a single [UNK]
+    "한국어 문장입니다 " * 400,  # a Hangul syllable becomes up to three tokens
+    "日本語の文章です。" * 300,  # CJK characters are words of their own
+    ("Cafe\u0301 re\u0301sume\u0301 " * 300),  # combining accents, stripped by the normaliser
+    "[SEP] [CLS] tokens inside the text " * 200,
+    "word " * 253 + "supercalifragilisticexpialidocious" * 3 + " tail" * 50,  # a long word at the kept limit
+    ("alpha, beta; gamma! " * 400),
+    "\t\n".join(["line"] * 2000),
+]
 
 
-@pytest.mark.parametrize("stride", [-1, 10, 11])
-def test_a_stride_that_leaves_no_progress_is_refused(stride: int):
-    with pytest.raises(UsageError, match="--stride"):
-        plan_windows(100, 10, stride)
+@lru_cache
+def tokenizer():
+    return AutoTokenizer.from_pretrained(resolve_model_path(None)[1])
 
 
-def _tokenized() -> TokenizedText:
-    # "[CLS] un ##believ ##able fox [SEP]" for the text "unbelievable fox"
-    return TokenizedText(ids=np.arange(6), tokens=["[CLS]", "un", "##believ", "##able", "fox", "[SEP]"],
-                         word_index=np.array([-1, 0, 0, 0, 1, -1]), offsets=np.array([[0, 0], [0, 2], [2, 8], [8, 12], [13, 16], [0, 0]]),
-                         lead=1, trail=1)
+def reference(texts, max_tokens):
+    return tokenizer()(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
 
 
-def test_words_are_the_mean_of_their_sub_words_even_across_pieces():
-    t = _tokenized()
-    vectors = np.arange(6 * 2 * 3, dtype=np.float32).reshape(6, 2, 3)
-    pooler = WordPooler(t)
-    done = pooler.feed(Piece(0, 0, 3, vectors[0:3])) + pooler.feed(Piece(0, 3, 6, vectors[3:6])) + pooler.finish()
-    assert [w for w, _ in done] == [0, 1]
-    np.testing.assert_allclose(done[0][1], vectors[1:4].mean(axis=0))
-    np.testing.assert_allclose(done[1][1], vectors[4])
-    strings, spans = word_spans(t, "unbelievable fox")
-    assert strings == ["unbelievable", "fox"] and spans.tolist() == [[0, 12], [13, 16]]
+@pytest.mark.parametrize("max_tokens", [256, 32])
+@pytest.mark.parametrize("chars_per_token", [6, 2, 1])
+def test_equals_the_hf_call_on_tricky_texts(max_tokens, chars_per_token):
+    fast = FastTokenizer(tokenizer(), max_tokens, chars_per_token)
+    assert fast(TRICKY) == reference(TRICKY, max_tokens)
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
-def test_the_writer_round_trips_vectors_strings_and_offsets(tmp_path, suffix: str):
-    t = _tokenized()
-    vectors = np.random.default_rng(0).normal(size=(6, 2, 3)).astype(np.float32)
-    path = tmp_path / f"out{suffix}"
-    writer = TokenFileWriter(path, (0, 6), 3, {"name": "m"}, "token")
-    for text_id in ("a", "b"):
-        writer.begin_text(text_id)
-        writer.add_vectors(vectors[:2])
-        writer.add_vectors(vectors[2:])
-        writer.add_rows(t.tokens, t.word_index, t.offsets, t.ids)
-    writer.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left
-    if suffix == ".npz":
-        data = dict(np.load(path))
-        tokens, ids, model = data["tokens"].tolist(), data["ids"].tolist(), json.loads(str(data["model"]))
-    else:
-        from safetensors import safe_open
-        from safetensors.numpy import load_file
-
-        data = load_file(str(path))
-        with safe_open(str(path), "np") as f:
-            meta = f.metadata()
-        tokens, ids, model = json.loads(meta["tokens"]), json.loads(meta["ids"]), json.loads(meta["model"])
-    np.testing.assert_array_equal(data["vectors"], np.concatenate([vectors, vectors]))
-    assert data["text_start"].tolist() == [0, 6, 12] and data["layers"].tolist() == [0, 6]
-    assert tokens == t.tokens * 2 and ids == ["a", "b"] and model == {"name": "m"}
-    assert data["char_offsets"][:6].tolist() == t.offsets.tolist() and data["word_index"][6:].tolist() == t.word_index.tolist()
-    assert data["token_ids"].tolist() == list(range(6)) * 2
+def test_a_tight_budget_falls_back_to_whole_texts_and_stays_exact():
+    fast = FastTokenizer(tokenizer(), 256, chars_per_token=1)
+    texts = ["a reasonably ordinary sentence about logs " * 100]
+    assert fast(texts) == reference(texts, 256)
+    assert fast.fallbacks == 1  # 256 characters hold far fewer than 254 tokens
 
 
-@pytest.mark.parametrize("name", ["out.parquet", "out", "vectors.npy"])
-def test_an_output_without_a_supported_suffix_is_refused(tmp_path, name: str):
-    with pytest.raises(UsageError, match=r"\.npz or \.safetensors"):
-        check_path(tmp_path / name)
+def test_a_generous_budget_cuts_without_fallback():
+    fast = FastTokenizer(tokenizer(), 64)
+    texts = ["plain english words in a long text " * 200] * 3
+    assert fast(texts) == reference(texts, 64)
+    assert fast.fallbacks == 0 and len(texts[0]) > fast.budget
+
+
+def test_equals_the_hf_call_on_the_sample_notes():
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLE.rglob("*")) if p.is_file()]
+    assert len(texts) > 30
+    long = [t * 20 for t in texts]  # long enough to be cut
+    for max_tokens in (256, 48):
+        assert FastTokenizer(tokenizer(), max_tokens)(texts + long) == reference(texts + long, max_tokens)
+
+
+@pytest.mark.skipif(not SCIFACT.is_file(), reason="../shared/data/scifact is absent")
+def test_equals_the_hf_call_on_scifact_abstracts():
+    import json
+
+    with open(SCIFACT, encoding="utf-8") as f:
+        docs = [json.loads(line) for _, line in zip(range(600), f)]
+    texts = [f"{d['title']} {d['text']}" for d in docs]
+    fast = FastTokenizer(tokenizer(), 256)
+    assert fast(texts) == reference(texts, 256)
+    assert fast.fallbacks < len(texts) // 20  # the cut holds for almost every abstract

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from layerwise.errors import CorruptIndex, UsageError
+from layerwise.storage.torch_flat import TorchFlatIndex
 
 
 def _faiss() -> Any:
@@ -82,12 +83,23 @@ def _empty(kind: str, unit: np.ndarray, seed: int) -> Any:
 
 
 def on_device(index: Any, device: str, gpus: int | None = None) -> Any:
-    """The index moved to GPU 0 when the device is CUDA and the installed faiss has GPU support."""
+    """The index moved to GPU 0 when the device is CUDA: by faiss where it has GPU support,
+    else, for a flat index, as a torch matrix on the GPU (torch_flat)."""
     faiss = _faiss()
     available = gpus if gpus is not None else (faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0)
-    if device != "cuda" or available < 1:
+    if device != "cuda":
         return index
-    return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    if available >= 1:
+        return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    if kind_of(index) == "flat":
+        return torch_flat(index, "cuda")
+    return index
+
+
+def torch_flat(index: Any, device: str) -> TorchFlatIndex:
+    """A flat ``IndexIDMap2`` (as ``build`` makes it) copied to ``device`` for torch search."""
+    vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+    return TorchFlatIndex(vectors, ids(index), device)
 
 
 def ids(index: Any) -> np.ndarray:
