@@ -75,7 +75,7 @@ def plot_layers(evaluation: Evaluation, path: Path, metric: str | None = None) -
     ax.set_ylabel(f"{metric} x 100")
     ax.set_title(f"{metric} by hidden state ({_short(evaluation)})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
