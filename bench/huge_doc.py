@@ -14,7 +14,7 @@ peak RSS (wait4 rusage) and wall time:
 - capped: ``--max-passages N`` (streams the first N passages: a rate on this CPU
   without encoding the whole document);
 - full: every passage of the document;
-- baseline: Encoder.encode alone on the capped run's passages, in a fresh
+- baseline: Encoder.encode_ids alone on the capped run's passages, in a fresh
   process (model load not timed): what this CPU encodes right now, so the
   capped run's rate can be read as a ratio when other work loads the machine.
 
@@ -100,10 +100,10 @@ from layerwise.indexer.passages import Splitter
 encoder = Encoder()
 text = open(sys.argv[1], encoding="utf-8").read()
 splitter = Splitter(encoder.tokenizer, encoder.max_tokens, 32, int(sys.argv[2]))
-texts = [p.text for _, p in splitter.stream([""], [text])]
+ids = [p.token_ids for _, p in splitter.stream([""], [text])]
 started = time.perf_counter()
-encoder.encode(texts)
-print(json.dumps({"encode_s": time.perf_counter() - started, "passages": len(texts)}))
+encoder.encode_ids(ids)
+print(json.dumps({"encode_s": time.perf_counter() - started, "passages": len(ids)}))
 """
 
 
@@ -124,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=100.0, help="document size in MB")
     parser.add_argument("--runs", nargs="+", choices=["tiny", "first", "capped", "full", "baseline"], default=["first", "full"],
-                        help="baseline: Encoder.encode alone on the capped run's passages (same CPU, same moment)")
+                        help="baseline: Encoder.encode_ids alone on the capped run's passages (same CPU, same moment)")
     parser.add_argument("--capped-passages", type=int, default=4000)
     parser.add_argument("--extra", nargs="*", default=[], help="extra arguments for layerwise index, e.g. --device cuda")
     parser.add_argument("--out", type=Path)

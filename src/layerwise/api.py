@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 from layerwise import layers as grammar
 from layerwise.errors import CollectionNotFound, UsageError
 from layerwise.evaluation.evaluation import Evaluation, evaluate
-from layerwise.evaluation.runs import list_runs, save_run
+from layerwise.evaluation.diagnostics import Diagnostics, diagnose
+from layerwise.evaluation.runs import RunDiff, StoredRun, diff_runs, list_runs, load_run, save_run, stored_runs
+from layerwise.indexer import light
 from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, read_texts
+from layerwise.indexer.light import LightEncoder
 from layerwise.indexer.pipeline import IndexSummary, check_batch_docs, check_splitting, index_documents
 from layerwise.search.searcher import Comparison, SearchResult, Searcher, check_k
 from layerwise.settings import EncoderSettings
@@ -30,9 +33,10 @@ from layerwise.storage import arrays, check as checking, faiss_index
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.report import describe
 from layerwise.storage.views import rebuild_all, save_fusion, save_mix, stored_specs
-from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity
+from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 if TYPE_CHECKING:
+    from layerwise.indexer.token_export import ExportSummary
     from layerwise.evaluation.learn_mix import LearnedMix
     from layerwise.indexer.encoder import Encoder
 
@@ -55,11 +59,16 @@ class IndexReport:
 class Library:
     """One home folder and database: its collections, and one cached encoder per model settings."""
 
-    def __init__(self, home: str | Path | None = None, db: str | None = None, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, home: str | Path | None = None, db: str | None = None, *, device: str = "auto", dtype: str = "auto",
+                 query_encoder: str = "auto") -> None:
+        if query_encoder not in ("auto", "full"):
+            raise UsageError(f"unknown query encoder '{query_encoder}': use auto or full")
         self.store = Store(db, home)
         self.device = device
         self.dtype = dtype
+        self.query_encoder = query_encoder
         self._encoders: dict[EncoderSettings, Encoder] = {}
+        self._light: dict[EncoderSettings, LightEncoder | None] = {}
         self._bases: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
 
@@ -79,9 +88,21 @@ class Library:
                 self._encoders[settings] = Encoder(settings)
             return self._encoders[settings]
 
-    def encoder_for(self, identity: ModelIdentity) -> "Encoder":
-        """The query encoder of a collection's model, on this library's device and dtype."""
-        return self.encoder(EncoderSettings.from_identity(identity, self.device, self.dtype))
+    def encoder_for(self, identity: ModelIdentity) -> QueryEncoder:
+        """The query encoder of a collection's model, on this library's device and dtype.
+
+        With ``query_encoder="auto"`` it is the light numpy encoder where that serves the settings
+        (a one-shot search then never imports torch), else the full one; ``"full"`` always loads
+        the full encoder (a server, which loads it once and may index too)."""
+        settings = EncoderSettings.from_identity(identity, self.device, self.dtype)
+        if self.query_encoder == "auto":
+            with self._lock:
+                if settings not in self._light:
+                    self._light[settings] = light.load(settings)
+                found = self._light[settings]
+            if found is not None:
+                return found
+        return self.encoder(settings)
 
     def open(
         self,
@@ -126,6 +147,22 @@ class Library:
         self.store.drop(name)
         with self._lock:
             self._bases.pop(name, None)
+
+    def runs(self, collection: str | None = None) -> list[StoredRun]:
+        """Stored evaluation runs, newest first (one collection's when named)."""
+        return stored_runs(self.store, collection)
+
+    def run(self, run_id: int) -> StoredRun:
+        """One stored evaluation run by id."""
+        return load_run(self.store, run_id)
+
+    def diff_runs(self, a: int, b: int, metric: str | None = None, **options: Any) -> RunDiff:
+        """Two stored runs side by side with a paired test per shared view (see evaluation.runs.diff_runs)."""
+        return diff_runs(self.run(a), self.run(b), metric, **options)
+
+    def layer_diagnostics(self, collection: str, **options: Any) -> Diagnostics:
+        """Norms, anisotropy and linear CKA of every hidden state, from the stored vectors (no encoder)."""
+        return diagnose(self.store.open(collection), **options)
 
 
 def _refuse_changes(collection: Collection, **asked: Any) -> None:
@@ -395,6 +432,21 @@ def embed_file(path: Path, output: Path, layers: str = "all", text_column: str =
     result = encoder.encode(texts, selection.resolve(encoder.num_states), progress=progress)
     data = arrays.LabelledVectors(result.vectors, result.layers, result.model.to_dict(), ids, {})
     return arrays.write(output, data), result
+
+
+def embed_tokens_file(path: Path, output: Path, layers: str = "all", text_column: str = "text", *, words: bool = False,
+                      stride: int | None = None, max_tokens: int | None = None, progress: bool = False, model: str | None = None,
+                      device: str = "auto", dtype: str = "auto", pooling: str | None = None, quantize: str | None = None) -> "ExportSummary":
+    """Every token's vector (or every word's, ``words``) of every text in a file, streamed to .npz or .safetensors."""
+    from layerwise.indexer.token_export import export_with_model
+
+    if pooling is not None:
+        raise UsageError("--tokens exports token vectors, not pooled ones: leave out --pooling (or use --words to pool sub-words)")
+    if quantize:
+        raise UsageError("--tokens exports the model's own fp32/bf16 states: leave out --quantize")
+    ids, texts = read_texts(path, text_column)
+    return export_with_model(model, ids, texts, layers, output, words=words, stride=stride, max_tokens=max_tokens,
+                             device=device, dtype=dtype, progress=progress)
 
 
 __all__ = ["Library", "KnowledgeBase", "IndexReport", "SearchResult", "Comparison", "Hit", "check_k", "open", "embed", "embed_file"]

@@ -229,6 +229,10 @@ def embed(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .npz, .npy, .parquet or .safetensors.")],
     layers: Annotated[str, typer.Option("--layers", help="Hidden states to export: all, -1, -4:, 0,3,6.")] = "all",
     pooling: PoolingOpt = None,
+    tokens: Annotated[bool, typer.Option("--tokens", help="Export every token's vector (not pooled) with token strings, word index and character offsets (.npz or .safetensors).")] = False,
+    words: Annotated[bool, typer.Option("--words", help="Mean-pool sub-word tokens into words (implies --tokens).")] = False,
+    stride: Annotated[Optional[int], typer.Option(help="With --tokens: tokens shared by neighbouring windows of a long text (default: half a window).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="With --tokens: window length in tokens (default: the model's maximum).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model directory or hub id.")] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -237,8 +241,13 @@ def embed(
     as_json: JsonOpt = False,
 ) -> None:
     """Export pooled embeddings of selected hidden states: (texts, states, dim) with labels and the model identity."""
-    from layerwise.api import embed_file
+    from layerwise.api import embed_file, embed_tokens_file
 
+    if tokens or words:
+        summary = embed_tokens_file(input, output, layers, text_column, words=words, stride=stride, max_tokens=max_tokens,
+                                    progress=_progress(), model=model, device=device, dtype=dtype, pooling=pooling, quantize=quantize)
+        render.tokens_exported(summary, as_json)
+        return
     written, result = embed_file(input, output, layers, text_column, progress=_progress(), model=model, device=device,
                                  dtype=dtype, pooling=pooling, quantize=quantize)
     render.embedded(written, result, as_json)
@@ -313,9 +322,16 @@ def evaluate(
     view: Annotated[Optional[list[str]], typer.Option("--view", "-v", help="View spec, repeatable (see search). Default: every layer, standard mixes, stored views, bm25, rrf(all), rrf(bm25 | -1).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="NAME@K, repeatable (ndcg, recall, mrr, map, p); the first is tested for significance.")] = None,
     ignore_identical_ids: Annotated[bool, typer.Option("--ignore-identical-ids", help="Drop results whose document id equals the query id.")] = False,
-    trials: Annotated[int, typer.Option(help="Randomization-test trials.")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Seed of the randomization test.")] = 0,
-    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG of the first metric by layer.")] = None,
+    baseline: Annotated[str, typer.Option(help="The view every other view is tested against.")] = "-1",
+    correction: Annotated[str, typer.Option(help="Multiple-comparison correction of the p-values: holm, bh or none.")] = "holm",
+    alpha: Annotated[float, typer.Option(help="Significance level after correction.")] = 0.05,
+    trials: Annotated[int, typer.Option(help="Randomization-test trials (at least 1).")] = 10_000,
+    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the 95% CIs.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the randomization test and the bootstrap.")] = 0,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 2) when qrels name queries or documents that are missing.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG of the first metric by layer, with 95% CIs.")] = None,
+    figures: Annotated[Optional[Path], typer.Option(help="Write every figure into this folder: layers, heatmap, per-query scatter.")] = None,
+    scatter: Annotated[Optional[list[str]], typer.Option(help="View to plot per query against the baseline in --figures, repeatable (default: the best-scoring other view).")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the table as CSV.")] = None,
     markdown: Annotated[Optional[Path], typer.Option(help="Write the table as Markdown.")] = None,
     runs: Annotated[Optional[Path], typer.Option(help="Write a TREC run file per view into this folder.")] = None,
@@ -330,11 +346,12 @@ def evaluate(
     from layerwise.evaluation.evaluation import DEFAULT_METRICS
     from layerwise.evaluation.report import check_outputs, write_outputs
 
-    check_outputs(plot=plot, csv=csv_out, markdown_path=markdown)
+    check_outputs(plot=plot, csv=csv_out, markdown_path=markdown, figures=figures)
     kb = _library(db, home, device, dtype).open(collection)
     result = kb.evaluate(datasets.read_queries(queries), datasets.read_qrels(qrels), view, metrics=metric or DEFAULT_METRICS,
-                         ignore_identical_ids=ignore_identical_ids, trials=trials, seed=seed, progress=_progress())
-    written = write_outputs(result, plot=plot, csv=csv_out, markdown_path=markdown, runs=runs)
+                         baseline=baseline, correction=correction, alpha=alpha, ignore_identical_ids=ignore_identical_ids,
+                         trials=trials, bootstrap=bootstrap, seed=seed, strict=strict, progress=_progress(), notify=render.note)
+    written = write_outputs(result, plot=plot, csv=csv_out, markdown_path=markdown, runs=runs, figures=figures, scatter=scatter)
     render.evaluation(result, written, as_json)
 
 
@@ -418,6 +435,121 @@ def check(
     render.check_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    token: Annotated[Optional[str], typer.Option(envvar="LAYERWISE_TOKEN", show_envvar=True,
+                                                 help="Require 'Authorization: Bearer TOKEN' on every API request (prefer the environment variable).")] = None,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MB.")] = 16,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the home's collections: the JSON API under /api (OpenAPI at /docs) and the comparison page at /."""
+    from layerwise.server.run import serve as run_server
+    from layerwise.server.security import Limits
+
+    if not 0 < port < 65536:
+        raise UsageError(f"--port {port} is not a TCP port: use 1..65535")
+    if max_body_mb <= 0:
+        raise UsageError(f"--max-body-mb {max_body_mb} must be positive")
+    run_server(home, db, host=host, port=port, token=token or None, device=device, dtype=dtype,
+               limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)))
+
+
+# -- evaluation runs and layer diagnostics (helper "eval") ----------------------------------------
+runs_app = typer.Typer(help="Stored evaluation runs: list, show, diff, export.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+RunArg = Annotated[int, typer.Argument(help="Evaluation run id (see `layerwise runs list`).")]
+
+
+@runs_app.command("list")
+@handled
+def runs_list(
+    collection: Annotated[Optional[str], typer.Argument(help="Only this collection's runs.")] = None,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every stored evaluation run, newest first."""
+    render.runs_list(_library(db, home).runs(collection), as_json)
+
+
+@runs_app.command("show")
+@handled
+def runs_show(
+    run_id: RunArg,
+    figures: Annotated[Optional[Path], typer.Option(help="Also write the run's figures into this folder.")] = None,
+    scatter: Annotated[Optional[list[str]], typer.Option(help="View to plot per query against the baseline, repeatable.")] = None,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One stored run's table (with per-query metrics in --json), and its figures on request."""
+    from layerwise.evaluation.report import check_folder, write_outputs
+
+    check_folder(figures, "--figures")
+    run = _library(db, home).run(run_id)
+    written = write_outputs(run.evaluation, figures=figures, scatter=scatter)
+    render.evaluation(run.evaluation, written, as_json, run_id=run.run_id)
+
+
+@runs_app.command("diff")
+@handled
+def runs_diff(
+    run_a: RunArg,
+    run_b: RunArg,
+    metric: Annotated[Optional[str], typer.Option("--metric", "-m", help="Metric to compare (default: run A's first).")] = None,
+    correction: Annotated[str, typer.Option(help="holm, bh or none across the shared views.")] = "holm",
+    trials: Annotated[int, typer.Option(help="Randomization-test trials.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the randomization test.")] = 0,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Two runs side by side: each shared view's means and a paired test (B against A) over their common queries."""
+    diff = _library(db, home).diff_runs(run_a, run_b, metric, trials=trials, seed=seed, correction=correction)
+    render.run_diff(diff, as_json)
+
+
+@runs_app.command("export")
+@handled
+def runs_export(
+    run_id: RunArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help=".json (everything, per-query metrics too), .csv or .md.")],
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Write a stored run to a file."""
+    from layerwise.evaluation.report import export_run
+
+    typer.echo(f"wrote {export_run(_library(db, home).run(run_id), output)}")
+
+
+@app.command()
+@handled
+def layers(
+    collection: CollectionArg,
+    plot: Annotated[Optional[Path], typer.Option(help="Write the CKA heatmap and the anisotropy/norm curves as a PNG.")] = None,
+    sample: Annotated[int, typer.Option(help="Passages (random, seeded) for the CKA matrix; norms and anisotropy use all.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the CKA sample.")] = 0,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per hidden state: norm statistics, anisotropy and linear CKA with every other state, from stored vectors."""
+    from layerwise.evaluation.diagnostics import plot_diagnostics
+    from layerwise.evaluation.report import check_file
+
+    check_file(plot, ".png", "--plot")
+    found = _library(db, home).layer_diagnostics(collection, sample=sample, seed=seed)
+    written = [str(plot_diagnostics(found, plot))] if plot else []
+    render.diagnostics(found, written, as_json)
 
 
 def main() -> None:

@@ -11,14 +11,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from layerwise.errors import UsageError
 from layerwise.indexer import model as model_io
-from layerwise.indexer.encoder import Encoder
 from layerwise.indexer.inputs import InputReport
 from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
@@ -28,6 +27,9 @@ from layerwise.types import Document, Passage
 
 ENCODE_PASSAGES = 2048  # passages encoded, and their vectors written, at a time
 T = TypeVar("T")
+
+if TYPE_CHECKING:  # torch loads when an encoder is built, not when a search imports this module
+    from layerwise.indexer.encoder import Encoder
 
 
 @dataclass

@@ -70,6 +70,7 @@ class Searcher:
         self._encoders = encoders
         self.device = device  # where FAISS searches, given a GPU build of faiss
         self._indices: dict[str, Any] = {}
+        self._documents_synced = False  # the whole-document BM25 table checked once per searcher
         self.generation, _, self.stale = collection.state()
 
     @property
@@ -117,11 +118,40 @@ class Searcher:
         scores, rows = faiss_index.search(index, query_vectors, min(index.ntotal, passage_depth(depth)))
         return [Ranking.from_passages(r, s, self.row_map).top(depth) for r, s in zip(rows, scores)]
 
-    def rank_bm25(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+    def rank_bm25(self, queries: Sequence[str], depth: int, name: str = BM25) -> list[Ranking]:
+        """BM25 rankings: of whole documents (``bm25``) or of passages, a document by its best one (``bm25-passages``)."""
         check_queries(queries)
+        if name == BM25:
+            return self._rank_bm25_documents(queries, depth)
         with self.collection.store.sessions() as session:
             found = [bm25.search(session, self.collection.id, q, passage_depth(depth)) for q in queries]
         return [Ranking.from_passages(rows, scores, self.row_map).top(depth) for rows, scores in found]
+
+    def _rank_bm25_documents(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+        """Whole-document BM25; each hit shows the document's first passage."""
+        position = {d: i for i, d in enumerate(self.doc_ids)}
+        first_row = self._first_rows()
+        if not self._documents_synced:
+            with self.collection.store.sessions.begin() as session:
+                bm25.sync_documents(session, self.collection.id)
+            self._documents_synced = True
+        with self.collection.store.sessions() as session:
+            found = [bm25.search_documents(session, self.collection.id, q, depth) for q in queries]
+        out = []
+        for ids, scores in found:
+            docs = np.asarray([position.get(d, -1) for d in ids], dtype=np.int64)  # (m,)
+            keep = docs >= 0  # documents deleted while this searcher was open
+            out.append(Ranking(docs[keep], scores[keep], first_row[docs[keep]]))
+        return out
+
+    def _first_rows(self) -> np.ndarray:
+        """The first (lowest) passage row of every document, by document index."""
+        rows, docs = self.row_map.rows, self.row_map.docs
+        first = np.full(len(self.doc_ids), -1, dtype=np.int64)  # (documents,)
+        order = np.argsort(rows, kind="stable")
+        _, where = np.unique(docs[order], return_index=True)
+        first[np.unique(docs[order])] = rows[order][where]
+        return first
 
     def rankings(self, queries: Sequence[str], plan: Plan, depth: int, progress: bool = False) -> dict[str, list[Ranking]]:
         """Every planned step's rankings of the queries: one encoding for all dense views, then BM25, then fusions.
@@ -135,8 +165,8 @@ class Searcher:
         embeddings = self.encode(queries, list(plan.dense.values())) if plan.dense else None
         for view in tqdm(list(plan.dense.values()), desc="views", disable=not progress, leave=False):
             out[view.name] = self.rank(view, view.of_query(embeddings), deep)  # type: ignore[arg-type]
-        if plan.bm25:
-            out[BM25] = self.rank_bm25(queries, deep)
+        for name in plan.lexical:
+            out[name] = self.rank_bm25(queries, deep, name)
         for name, step in plan.fusions.items():
             parts = zip(*(out[m] for m in step.members))
             out[name] = [fusion.fuse(step.method, list(p), step.weights).top(deep) for p in parts]

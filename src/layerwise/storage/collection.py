@@ -102,8 +102,7 @@ class Store:
     def create(
         self, name: str, identity: ModelIdentity, vector_dtype: str = "float32", overlap: int = 32, max_passages: int | None = None
     ) -> "Collection":
-        if not _NAME_RE.fullmatch(name):
-            raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
+        validate_collection_name(name)
         if vector_dtype not in DTYPES:
             raise UsageError(f"unknown vector dtype '{vector_dtype}': use {' or '.join(DTYPES)}")
         with self.sessions.begin() as s:
@@ -301,6 +300,7 @@ class Collection:
         with self.store.sessions.begin() as s:
             self._delete_documents(s, replace)
             ids = self._insert_documents(s, docs)
+            self._after_insert_documents(s, ids, docs)
             rows = iter(range(start, start + count))
             flat = ((doc_id, p) for doc_id, parts in zip(ids, passages) for p in parts)
             while chunk := list(itertools.islice(flat, _INSERT_ROWS)):  # bounded memory for a huge document
@@ -321,9 +321,14 @@ class Collection:
         return list(session.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), values).all())
 
     def _after_insert(self, session: Session, start: int, passages: Sequence[Passage]) -> None:
-        """Keep the BM25 full-text table in step (SQLite only)."""
+        """Keep the passages' BM25 full-text table in step (SQLite only)."""
         if self.store.is_sqlite:
             bm25.add(session, self.id, range(start, start + len(passages)), [p.text for p in passages])
+
+    def _after_insert_documents(self, session: Session, ids: Sequence[int], docs: Sequence[Document]) -> None:
+        """Keep the whole documents' BM25 full-text table in step (SQLite only)."""
+        if self.store.is_sqlite:
+            bm25.add_documents(session, self.id, list(ids), [f"{d.title} {d.text}" for d in docs])
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents and their passages from the database; return how many existed."""
@@ -341,6 +346,7 @@ class Collection:
         if self.store.is_sqlite and ids:
             rows = list(session.scalars(select(PassageRow.row).where(PassageRow.document_id.in_(ids))))
             bm25.remove(session, self.id, rows)
+            bm25.remove_documents(session, self.id, ids)
         session.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
         return len(ids)
@@ -458,3 +464,10 @@ def _valid_view_name(name: str) -> bool:
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
+
+
+def validate_collection_name(name: str) -> str:
+    """The name, if it is a valid collection name (so no path can leave the home), else UsageError."""
+    if not _NAME_RE.fullmatch(name):
+        raise UsageError(f"collection name '{name}' is invalid: use letters, digits, '_', '-' and '.' (max 100)")
+    return name
