@@ -209,7 +209,8 @@ def check_report(report: CheckReport, as_json: bool) -> None:
         extra = f", recall@10 {view.recall_at_10:.3f}" if view.recall_at_10 is not None else ""
         lines.append(f"{view.name:<16} {view.kind:<5} {view.ntotal:>9} vectors  {'ok' if view.ok else view.problem}{extra}")
     verdict = "consistent" if report.ok else "; ".join(report.problems) + f" — run `layerwise check {report.collection} --repair`"
-    lines.append(f"{report.collection}: {report.passages} passages, {report.vector_rows} vector rows: {verdict}")
+    reread = " (every vector byte reread)" if report.deep else ""
+    lines.append(f"{report.collection}: {report.passages} passages, {report.vector_rows} vector rows{reread}: {verdict}")
     typer.echo("\n".join(lines))
 
 
