@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 DEMO_HOME ?= demo-home
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install postgres demo test test-slow bench clean
+.PHONY: install postgres chromium demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,16 @@ postgres:
 	  else echo "PostgreSQL is missing and this is not root: its tests will be skipped"; fi; \
 	fi
 
-test: install postgres
+# The web page test drives Debian's headless Chromium through its chromedriver.
+chromium:
+	@if ! command -v chromedriver >/dev/null || ! { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium and chromium-driver for the web page test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "Chromium is missing and this is not root: the web page test will be skipped"; fi; \
+	fi
+
+test: install postgres chromium
 	$(PY) -m pytest -q tests
 
 test-slow: install

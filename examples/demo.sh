@@ -25,3 +25,4 @@ step export demo --layers -1 -o "$out/stored-layer6.npz"
 printf '\n\033[1m$ python examples/api.py\033[0m\n'
 "$PY" "$here/api.py"
 printf '\nDone. The per-layer plot is %s/demo-layers.png; the data lives in %s.\n' "$out" "$out"
+printf '\nTo compare the layers in a browser, serve the demo collection:\n  LAYERWISE_HOME=%s %s serve\nthen open http://127.0.0.1:8000/?collection=demo\n' "$out" "$LW"

@@ -12,7 +12,8 @@ process commits (the collection's generation changes).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,18 +21,22 @@ from typing import TYPE_CHECKING, Any
 from layerwise import layers as grammar
 from layerwise.errors import CollectionNotFound, UsageError
 from layerwise.evaluation.evaluation import Evaluation, evaluate
-from layerwise.evaluation.runs import list_runs, save_run
+from layerwise.evaluation.diagnostics import Diagnostics, diagnose
+from layerwise.evaluation.runs import RunDiff, StoredRun, diff_runs, list_runs, load_run, save_run, stored_runs
+from layerwise.indexer import light
 from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, read_texts
-from layerwise.indexer.pipeline import IndexSummary, index_documents
+from layerwise.indexer.light import LightEncoder
+from layerwise.indexer.pipeline import IndexSummary, check_batch_docs, check_splitting, index_documents
 from layerwise.search.searcher import Comparison, SearchResult, Searcher, check_k
 from layerwise.settings import EncoderSettings
 from layerwise.storage import arrays, check as checking, compaction, faiss_index
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.report import describe
 from layerwise.storage.views import all_views, save_fusion, save_mix, stored_specs, update_all
-from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity
+from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 if TYPE_CHECKING:
+    from layerwise.indexer.token_export import ExportSummary
     from layerwise.evaluation.learn_mix import LearnedMix
     from layerwise.indexer.encoder import Encoder
 
@@ -54,11 +59,16 @@ class IndexReport:
 class Library:
     """One home folder and database: its collections, and one cached encoder per model settings."""
 
-    def __init__(self, home: str | Path | None = None, db: str | None = None, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, home: str | Path | None = None, db: str | None = None, *, device: str = "auto", dtype: str = "auto",
+                 query_encoder: str = "auto") -> None:
+        if query_encoder not in ("auto", "full"):
+            raise UsageError(f"unknown query encoder '{query_encoder}': use auto or full")
         self.store = Store(db, home)
         self.device = device
         self.dtype = dtype
+        self.query_encoder = query_encoder
         self._encoders: dict[EncoderSettings, Encoder] = {}
+        self._light: dict[EncoderSettings, LightEncoder | None] = {}
         self._bases: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
 
@@ -78,9 +88,21 @@ class Library:
                 self._encoders[settings] = Encoder(settings)
             return self._encoders[settings]
 
-    def encoder_for(self, identity: ModelIdentity) -> "Encoder":
-        """The query encoder of a collection's model, on this library's device and dtype."""
-        return self.encoder(EncoderSettings.from_identity(identity, self.device, self.dtype))
+    def encoder_for(self, identity: ModelIdentity) -> QueryEncoder:
+        """The query encoder of a collection's model, on this library's device and dtype.
+
+        With ``query_encoder="auto"`` it is the light numpy encoder where that serves the settings
+        (a one-shot search then never imports torch), else the full one; ``"full"`` always loads
+        the full encoder (a server, which loads it once and may index too)."""
+        settings = EncoderSettings.from_identity(identity, self.device, self.dtype)
+        if self.query_encoder == "auto":
+            with self._lock:
+                if settings not in self._light:
+                    self._light[settings] = light.load(settings)
+                found = self._light[settings]
+            if found is not None:
+                return found
+        return self.encoder(settings)
 
     def open(
         self,
@@ -98,10 +120,12 @@ class Library:
         except CollectionNotFound:
             if not create:
                 raise
-            identity = self.encoder(settings or EncoderSettings(device=self.device, dtype=self.dtype)).identity
-            collection = self.store.create(name, identity, vector_dtype or "float32", 32 if overlap is None else overlap, max_passages)
-        else:
-            _refuse_changes(collection, overlap=overlap, max_passages=max_passages, vector_dtype=vector_dtype)
+            encoder = self.encoder(settings or EncoderSettings(device=self.device, dtype=self.dtype))
+            overlap = 32 if overlap is None else overlap
+            check_splitting(encoder, overlap, max_passages)  # before anything is stored
+            collection = self.store.create(name, encoder.identity, vector_dtype or "float32", overlap, max_passages)
+            return KnowledgeBase(self, collection, settings, created=True)
+        _refuse_changes(collection, overlap=overlap, max_passages=max_passages, vector_dtype=vector_dtype)
         return KnowledgeBase(self, collection, settings)
 
     def cached(self, name: str) -> "KnowledgeBase":
@@ -114,11 +138,31 @@ class Library:
                 self._bases[name] = base
         return base
 
+    def require(self, name: str) -> None:
+        """Raise CollectionNotFound, naming the collections there are, unless this one exists."""
+        self.store.open(name, verify=False)
+
     def drop(self, name: str) -> None:
         """Delete a collection: its rows, vectors and indices, under its writer lock."""
         self.store.drop(name)
         with self._lock:
             self._bases.pop(name, None)
+
+    def runs(self, collection: str | None = None) -> list[StoredRun]:
+        """Stored evaluation runs, newest first (one collection's when named)."""
+        return stored_runs(self.store, collection)
+
+    def run(self, run_id: int) -> StoredRun:
+        """One stored evaluation run by id."""
+        return load_run(self.store, run_id)
+
+    def diff_runs(self, a: int, b: int, metric: str | None = None, **options: Any) -> RunDiff:
+        """Two stored runs side by side with a paired test per shared view (see evaluation.runs.diff_runs)."""
+        return diff_runs(self.run(a), self.run(b), metric, **options)
+
+    def layer_diagnostics(self, collection: str, **options: Any) -> Diagnostics:
+        """Norms, anisotropy and linear CKA of every hidden state, from the stored vectors (no encoder)."""
+        return diagnose(self.store.open(collection), **options)
 
 
 def _refuse_changes(collection: Collection, **asked: Any) -> None:
@@ -136,10 +180,13 @@ def _refuse_changes(collection: Collection, **asked: Any) -> None:
 class KnowledgeBase:
     """One collection: add, index, search, compare, evaluate, views, delete, check and export."""
 
-    def __init__(self, library: Library, collection: Collection, settings: EncoderSettings | None = None) -> None:
+    def __init__(
+        self, library: Library, collection: Collection, settings: EncoderSettings | None = None, *, created: bool = False
+    ) -> None:
         self.library = library
         self.collection = collection
         self._settings = settings
+        self._created = created  # made by this open: bad input to its first indexing call leaves nothing behind
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
 
@@ -170,8 +217,9 @@ class KnowledgeBase:
         progress: bool = False,
     ) -> IndexReport:
         """Index texts as documents (ids default to their positions); changed texts are re-encoded."""
-        docs = _documents(texts, ids, titles, metadata)
-        return self._index(docs, InputReport(read=len(docs)), progress=progress)
+        with self._nothing_left_on_bad_input():
+            docs = _documents(texts, ids, titles, metadata)
+            return self._index(docs, InputReport(read=len(docs)), progress=progress)
 
     def index(
         self,
@@ -187,13 +235,26 @@ class KnowledgeBase:
         progress: bool = False,
     ) -> IndexReport:
         """Index files and folders (.txt/.md, BEIR .jsonl, .csv/.tsv); ``sync`` removes documents no longer there."""
-        report = InputReport()
-        docs = list(read_documents([Path(p) for p in paths], report, columns))
-        if index_type and index_type != self.collection.index_type:
-            faiss_index.choose(index_type, 0)
-            self.collection.set_index_type(index_type)
-        return self._index(docs, report, sync=sync, batch_docs=batch_docs, engine=engine, ray_address=ray_address,
-                           ray_actors=ray_actors, progress=progress)
+        with self._nothing_left_on_bad_input():
+            check_batch_docs(batch_docs)
+            report = InputReport()
+            docs = list(read_documents([Path(p) for p in paths], report, columns))
+            if index_type and index_type != self.collection.index_type:
+                faiss_index.choose(index_type, 0)
+                self.collection.set_index_type(index_type)
+            return self._index(docs, report, sync=sync, batch_docs=batch_docs, engine=engine, ray_address=ray_address,
+                               ray_actors=ray_actors, progress=progress)
+
+    @contextmanager
+    def _nothing_left_on_bad_input(self) -> Iterator[None]:
+        """Drop the collection this open created when its first indexing call fails on bad input before any commit."""
+        created, self._created = self._created, False
+        try:
+            yield
+        except UsageError:
+            if created and self.collection.vector_rows() == 0:
+                self.library.drop(self.name)
+            raise
 
     def _index(self, docs: list[Document], report: InputReport, *, engine: str = "local", ray_address: str | None = None,
                ray_actors: int = 2, **options: Any) -> IndexReport:
@@ -204,6 +265,8 @@ class KnowledgeBase:
             from layerwise.indexer.ray_engine import RayEncoder  # ray is an optional extra
 
             encoder = RayEncoder(encoder, ray_address, ray_actors)
+        report.warnings.extend(self.collection.notices)  # said once, with the first indexing after creation
+        self.collection.notices = []
         summary = index_documents(self.collection, encoder, docs, report, **options)
         return IndexReport(self.name, summary, report)
 
@@ -239,8 +302,18 @@ class KnowledgeBase:
             self.collection.set_default_view(spec)
         return spec or DEFAULT_VIEW
 
-    def check(self, *, repair: bool = False, recall: bool = False) -> checking.CheckReport:
-        return checking.repair(self.collection) if repair else checking.check(self.collection, recall=recall)
+    def check(self, *, repair: bool = False, recall: bool = False, deep: bool = False) -> checking.CheckReport:
+        """Verify the collection (``deep``: every vector byte too); ``repair`` re-encodes damaged vector rows from the
+        stored passage texts (loading the model only then) and rebuilds every index from verified vectors."""
+        if repair:
+            return checking.repair(self.collection, reencode=self._reencode)
+        return checking.check(self.collection, recall=recall, deep=deep)
+
+    def _reencode(self, texts: list[str], layers: list[int]) -> Any:
+        """Vectors (texts, layers, dim) of passage texts from the collection's own encoder."""
+        encoder = self.library.encoder(self.settings())
+        self.collection.check_identity(encoder.identity)
+        return encoder.encode(texts, layers).vectors
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -368,6 +441,21 @@ def embed_file(path: Path, output: Path, layers: str = "all", text_column: str =
     result = encoder.encode(texts, selection.resolve(encoder.num_states), progress=progress)
     data = arrays.LabelledVectors(result.vectors, result.layers, result.model.to_dict(), ids, {})
     return arrays.write(output, data), result
+
+
+def embed_tokens_file(path: Path, output: Path, layers: str = "all", text_column: str = "text", *, words: bool = False,
+                      stride: int | None = None, max_tokens: int | None = None, progress: bool = False, model: str | None = None,
+                      device: str = "auto", dtype: str = "auto", pooling: str | None = None, quantize: str | None = None) -> "ExportSummary":
+    """Every token's vector (or every word's, ``words``) of every text in a file, streamed to .npz or .safetensors."""
+    from layerwise.indexer.token_export import export_with_model
+
+    if pooling is not None:
+        raise UsageError("--tokens exports token vectors, not pooled ones: leave out --pooling (or use --words to pool sub-words)")
+    if quantize:
+        raise UsageError("--tokens exports the model's own fp32/bf16 states: leave out --quantize")
+    ids, texts = read_texts(path, text_column)
+    return export_with_model(model, ids, texts, layers, output, words=words, stride=stride, max_tokens=max_tokens,
+                             device=device, dtype=dtype, progress=progress)
 
 
 __all__ = ["Library", "KnowledgeBase", "IndexReport", "SearchResult", "Comparison", "Hit", "check_k", "open", "embed", "embed_file"]

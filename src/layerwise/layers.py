@@ -18,7 +18,7 @@ mix is L2-normalised after mixing when it is indexed or searched.
 
 A *view spec* (``parse_view``) is any of the above, or
 
-    bm25                  lexical ranking
+    bm25                  lexical ranking of whole documents (bm25-passages: of the passages)
     rrf(bm25 | -1)        reciprocal rank fusion of view specs
     fuse(bm25:0.3 | -1:0.7)  weighted fusion of min-max normalised scores
     NAME                  a view stored in the collection (``validate_view_name``)
@@ -38,12 +38,15 @@ from layerwise.errors import LayerRangeError, LayerSpecError
 
 MIX_KINDS = ("mean", "wsum", "concat", "firstlast")
 FUSION_METHODS = ("rrf", "fuse")
-BM25 = "bm25"
-RESERVED_NAMES = frozenset({"all", "stored", "default", BM25, *MIX_KINDS, *FUSION_METHODS})
+BM25 = "bm25"  # whole documents, independent of the encoder's passages
+BM25_PASSAGES = "bm25-passages"  # the encoder-made passages, a document scored by its best one
+LEXICAL = (BM25, BM25_PASSAGES)
+RESERVED_NAMES = frozenset({"all", "stored", "default", *LEXICAL, *MIX_KINDS, *FUSION_METHODS})
 _VIEW_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _LAYER_NAME_RE = re.compile(r"^layer\d+$", re.I)
 _MIX_RE = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.S)
-_INT_RE = re.compile(r"^[+-]?\d+$")
+_INT_RE = re.compile(r"^[+-]?\d{1,100}$")  # bounded: int() refuses strings of more than 4300 digits
+MAX_NESTING = 32  # fusions nest; deeper specs are refused before recursion could run out of stack
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ def layer_name(index: int) -> str:
 
 @dataclass(frozen=True)
 class Lexical:
-    """A lexical ranking (BM25) over the collection's passages."""
+    """A lexical ranking: BM25 over whole documents (``bm25``) or over the passages (``bm25-passages``)."""
 
     name: str = BM25
 
@@ -267,14 +270,24 @@ ViewSpec = Selection | Mix | Lexical | Named | Fusion
 def parse_view(text: str) -> ViewSpec:
     """Parse any view spec: a layer selection or mix, bm25, a fusion, or a stored view name."""
     text = text.strip()
+    if _nesting(text) > MAX_NESTING:
+        raise LayerSpecError(f"view spec nests more than {MAX_NESTING} parentheses deep: write a flatter fusion")
     match = _MIX_RE.match(text)
     if match and match.group(1).lower() in FUSION_METHODS:
         return _parse_fusion(match.group(1).lower(), match.group(2), text)
-    if text.lower() == BM25:
-        return Lexical()
+    if text.lower() in LEXICAL:
+        return Lexical(text.lower())
     if _VIEW_NAME_RE.fullmatch(text) and text.lower() != "all":
         return Named(text)
     return parse(text)
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _parse_fusion(method: str, body: str, whole: str) -> Fusion:

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from layerwise.api import IndexReport
+    from layerwise.evaluation.diagnostics import Diagnostics
     from layerwise.evaluation.evaluation import Evaluation
+    from layerwise.evaluation.runs import RunDiff, StoredRun
     from layerwise.evaluation.learn_mix import LearnedMix
     from layerwise.search.searcher import Comparison, SearchResult
     from layerwise.storage.check import CheckReport
@@ -63,6 +65,11 @@ def message(data: dict[str, Any], text: str, as_json: bool) -> None:
         print_json(data)
     else:
         typer.echo(text)
+
+
+def note(line: str) -> None:
+    """A progress line on stderr (whatever the output format: stdout may be JSON)."""
+    typer.echo(line, err=True)
 
 
 def warn(lines: Sequence[str]) -> None:
@@ -185,6 +192,14 @@ def embedded(path: Path, result: LayerEmbeddings, as_json: bool) -> None:
     message(data, text, as_json)
 
 
+def tokens_exported(summary: Any, as_json: bool) -> None:
+    data = {"output": summary.path, "texts": summary.texts, "rows": summary.rows, "unit": summary.unit,
+            "layers": list(summary.layers), "model": summary.model, "window": summary.window, "stride": summary.stride}
+    text = (f"wrote {summary.path}: {summary.rows} {summary.unit} vectors of {summary.texts} texts, hidden states "
+            f"{list(summary.layers)} of {summary.model} (windows of {summary.window} tokens, stride {summary.stride})")
+    message(data, text, as_json)
+
+
 def check_report(report: CheckReport, as_json: bool) -> None:
     if as_json:
         print_json({**asdict(report), "ok": report.ok})
@@ -194,7 +209,8 @@ def check_report(report: CheckReport, as_json: bool) -> None:
         extra = f", recall@10 {view.recall_at_10:.3f}" if view.recall_at_10 is not None else ""
         lines.append(f"{view.name:<16} {view.kind:<5} {view.ntotal:>9} vectors  {'ok' if view.ok else view.problem}{extra}")
     verdict = "consistent" if report.ok else "; ".join(report.problems) + f" — run `layerwise check {report.collection} --repair`"
-    lines.append(f"{report.collection}: {report.passages} passages, {report.vector_rows} vector rows: {verdict}")
+    reread = " (every vector byte reread)" if report.deep else ""
+    lines.append(f"{report.collection}: {report.passages} passages, {report.vector_rows} vector rows{reread}: {verdict}")
     typer.echo("\n".join(lines))
 
 
@@ -203,8 +219,10 @@ def evaluation_table(evaluation: Evaluation) -> Table:
     from layerwise.evaluation.report import table_rows
 
     header, rows = table_rows(evaluation)
-    title = (f"{evaluation.collection}: {evaluation.queries} queries, metrics x100; * best {evaluation.metrics[0]}; "
-             f"paired randomization test on {evaluation.metrics[0]}")
+    first = evaluation.metrics[0]
+    title = (f"{evaluation.collection}: {evaluation.queries} queries, metrics x100, 95% paired bootstrap CI; "
+             f"paired randomization test on {first} against {evaluation.baseline}, {evaluation.correction} correction; "
+             f"* = significantly better after correction")
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(header):
         table.add_column(safe(column), justify="left" if i < 2 else "right")
@@ -213,14 +231,72 @@ def evaluation_table(evaluation: Evaluation) -> Table:
     return table
 
 
-def evaluation(result: Evaluation, written: list[str], as_json: bool) -> None:
-    run_id = result.config.get("run_id")
+def evaluation(result: Evaluation, written: list[str], as_json: bool, run_id: int | None = None) -> None:
+    """The table (or JSON with per-query metrics), the verdict, the passage note and any qrels warnings (stderr)."""
+    saved = run_id is None
+    run_id = run_id if run_id is not None else result.config.get("run_id")
+    warn(result.warnings)
     if as_json:
-        print_json({"run_id": run_id, **result.to_dict(), "written": written})
+        print_json({"run_id": run_id, **result.to_dict(per_query=True), "written": written})
         return
     console().print(evaluation_table(result))
-    typer.echo(f"best {result.metrics[0]}: {result.best()}; saved as evaluation run {run_id}"
-               + (f"; wrote {', '.join(written)}" if written else ""))
+    if result.corpus.get("note"):
+        typer.echo(f"passages: {result.corpus['note']}")
+    where = f"saved as evaluation run {run_id}" if saved else f"evaluation run {run_id}"
+    typer.echo(f"{result.verdict()}; {where}" + (f"; wrote {', '.join(written)}" if written else ""))
+
+
+def runs_list(runs: Sequence[StoredRun], as_json: bool) -> None:
+    if as_json:
+        print_json({"runs": [r.summary() for r in runs]})
+        return
+    if not runs:
+        typer.echo("no evaluation runs yet: `layerwise evaluate COLLECTION --queries Q --qrels R` stores one")
+        return
+    table = Table(title="evaluation runs, newest first", title_justify="left")
+    for column in ("run", "created", "collection", "queries", "views", "baseline", "verdict"):
+        table.add_column(column)
+    for r in runs:
+        s = r.summary()
+        verdict = f"{s['metric']} {100 * s['baseline_mean']:.2f}; " + (f"best {s['best']}" if s["best"] else "no view significantly better")
+        table.add_row(str(s["run_id"]), s["created_at"][:19], safe(s["collection"]), str(s["queries"]), str(s["views"]),
+                      safe(s["baseline"]), safe(verdict))
+    console().print(table)
+
+
+def run_diff(diff: RunDiff, as_json: bool) -> None:
+    if as_json:
+        print_json(diff.to_dict())
+        return
+    title = (f"run {diff.run_a} (A) vs run {diff.run_b} (B): {diff.metric} x100 on {diff.queries} common queries; "
+             f"paired randomization test, {diff.correction} correction")
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(("view", "A", "B", "B - A", "p", f"p {diff.correction}", "B wins/losses")):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for v in diff.views:
+        table.add_row(safe(v.view), f"{100 * v.mean_a:.2f}", f"{100 * v.mean_b:.2f}", f"{100 * v.delta:+.2f}",
+                      f"{v.p_value:.4f}", f"{v.p_adjusted:.4f}", f"{v.wins}/{v.losses}")
+    console().print(table)
+    for label, names in (("only in A", diff.only_a), ("only in B", diff.only_b)):
+        if names:
+            typer.echo(f"{label}: {', '.join(names)}")
+
+
+def diagnostics(found: Diagnostics, written: list[str], as_json: bool) -> None:
+    if as_json:
+        print_json({**found.to_dict(), "written": written})
+        return
+    title = (f"{found.collection}: {found.model}, {found.passages:,} passages; anisotropy = mean cosine of two different "
+             f"passages; CKA with the last state on {found.cka_sample:,} sampled passages")
+    table = Table(title=safe(title), title_justify="left")
+    for i, column in enumerate(("state", "norm mean", "std", "min", "median", "max", "anisotropy", "CKA with prev", "CKA with last")):
+        table.add_column(column, justify="right")
+    for i, s in enumerate(found.layers):
+        prev = f"{found.cka[i, i - 1]:.3f}" if i else ""
+        table.add_row(str(s.layer), f"{s.norm_mean:.3f}", f"{s.norm_std:.3f}", f"{s.norm_min:.3f}", f"{s.norm_median:.3f}",
+                      f"{s.norm_max:.3f}", f"{s.anisotropy:.3f}", prev, f"{found.cka[i, -1]:.3f}")
+    console().print(table)
+    typer.echo("the full CKA matrix is in --json" + (f"; wrote {', '.join(written)}" if written else ""))
 
 
 def learned_mix(name: str, learned: LearnedMix, held_out: Evaluation | None, as_json: bool) -> None:

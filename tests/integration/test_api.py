@@ -96,7 +96,7 @@ def test_search_top10_equals_the_evaluation_run(sample_home, tmp_path, view):
     kb = layerwise.Library(home=sample_home, device="cpu").open("sample")
     queries = datasets.read_queries(ROOT / "examples" / "sample" / "queries.jsonl")
     qrels = datasets.read_qrels(ROOT / "examples" / "sample" / "qrels.tsv")
-    result = kb.evaluate(queries, qrels, [view], metrics=("ndcg@10",), trials=10, save=False)
+    result = kb.evaluate(queries, qrels, [view], metrics=("ndcg@10", "recall@100"), trials=10, save=False)
     name = str(layerwise.parse_view(view)) if view != "-1" else "layer6"
     for qid in list(result.runs[name])[:20]:
         run = sorted(result.runs[name][qid].items(), key=lambda kv: (-kv[1], kv[0]))[:10]

@@ -118,3 +118,22 @@ def test_unreadable_input_is_skipped_with_a_summary(tmp_path):
 def test_embed_layer_out_of_range(tmp_path):
     result = runner.invoke(app, ["embed", str(SAMPLE / "texts.txt"), "-o", str(tmp_path / "x.npz"), "--layers", "7"])
     assert result.exit_code == 2 and "layer 7 is out of range: this model has hidden states 0..6" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "safetensors", "npy", "npz"])
+def test_embed_writes_the_format_its_suffix_names(tmp_path, suffix):
+    """`embed -o v.parquet` once wrote v.parquet.npz and printed v.parquet: the file written is the one named."""
+    out = tmp_path / f"v.{suffix}"
+    result = runner.invoke(app, ["embed", str(SAMPLE / "texts.txt"), "--layers", "-1", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output"] == str(out) and out.is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("v.") and p.suffix != ".json"] == [out.name]
+    if suffix == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out)
+        assert table.num_rows == 3 and len(table.column("layer6")[0]) == 384
+    elif suffix == "safetensors":
+        from safetensors.numpy import load_file
+
+        assert load_file(str(out))["embeddings"].shape == (3, 1, 384)

@@ -117,20 +117,22 @@ def test_corrupt_index_names_the_repair_and_repair_fixes_it(tmp_path):
     assert runner.invoke(app, ["search", "c", "bread", "--home", str(tmp_path)]).exit_code == 0
 
 
-def test_lost_vector_rows_are_repaired_by_dropping_their_documents(tmp_path):
+def test_lost_vector_rows_are_re_encoded_from_the_stored_passages(tmp_path):
     runner = CliRunner()
     docs = Path(__file__).resolve().parents[2] / "examples" / "sample" / "docs"
     runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path)])
     collection = Store(home=tmp_path).open("c")
     file = collection.vector_file(2)
+    before = np.array(collection.layer_vectors(2))
     with open(file.path, "r+b") as f:
         f.truncate(30 * file.row_bytes)
     report = checking.check(collection)
     assert any("holds 30 rows, 38 committed" in p for p in report.problems)
-    repaired = checking.repair(collection)
-    assert repaired.ok and "removed 8 documents" in repaired.repaired[0]
+    repaired = Library(home=tmp_path, device="cpu").open("c").check(repair=True)
+    assert repaired.ok and "re-encoded 38 passages" in repaired.repaired[0]
+    np.testing.assert_allclose(collection.layer_vectors(2), before, atol=1e-5)
     again = runner.invoke(app, ["index", str(docs), "-c", "c", "--home", str(tmp_path), "--json"])
-    assert json.loads(again.stdout)["added"] == 8
+    assert json.loads(again.stdout)["unchanged"] == 38
 
 
 def test_disk_full_mid_batch_leaves_the_collection_consistent(tmp_path, monkeypatch):
@@ -205,7 +207,7 @@ def test_database_from_another_schema_version_is_refused(tmp_path):
     Store(home=tmp_path)
     with sqlite3.connect(tmp_path / "layerwise.db") as db:
         db.execute("UPDATE layerwise_meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StorageError, match="schema version 99, this layerwise reads up to 2"):
+    with pytest.raises(StorageError, match="schema version 99, this layerwise reads up to 3"):
         Store(home=tmp_path)
 
 

@@ -52,3 +52,30 @@ def test_read_texts_one_per_line(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("one\n\ntwo\n")
     assert read_texts(path) == (["0", "1"], ["one", "two"])
+
+
+def test_fifo_is_skipped_not_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    (tmp_path / "ok.txt").write_text("fine")
+    for given in ([fifo], [tmp_path]):
+        report = InputReport()
+        docs = list(read_documents(given, report))  # would block forever on open() of the FIFO
+        assert [d.text for d in docs] == ([] if given == [fifo] else ["fine"])
+        assert any(str(fifo) in s and "not a regular file" in s for s in report.skipped), report.skipped
+
+
+def test_document_without_text_is_indexed_from_its_title_with_a_warning(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"_id": "9", "title": "Only a title"}) + "\n" + json.dumps({"_id": "8", "title": "T", "text": "body"}) + "\n")
+    report = InputReport()
+    docs = list(read_documents([path], report))
+    assert [(d.doc_id, d.title, d.text) for d in docs] == [("9", "Only a title", ""), ("8", "T", "body")]
+    assert len(report.warnings) == 1 and "'9'" in report.warnings[0] and "title" in report.warnings[0]
+    md = tmp_path / "h.md"
+    md.write_text("# Just a heading\n")
+    report = InputReport()
+    assert [d.title for d in read_documents([md], report)] == ["Just a heading"]
+    assert any("h.md" in w and "title" in w for w in report.warnings)

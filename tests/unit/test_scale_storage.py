@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from layerwise.search.searcher import Searcher
-from layerwise.storage import ann, bm25, check as checking, compaction, faiss_index, rowmap
+from layerwise.storage import ann, bm25, check as checking, compaction, faiss_index, integrity, rowmap
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.exact import ExactIndex
 from layerwise.storage.rowmap import RowState
@@ -66,6 +66,48 @@ def test_writer_cuts_crash_leftovers_and_remakes_a_rows_file_that_missed_a_delet
     assert col.prepare_write() == 5
     assert rowmap.row_file(col).rows_on_disk() == 5 and rowmap.norm_file(col).rows_on_disk() == 5
     assert _state(col).live.tolist() == [0, 2, 3, 4]
+    update_all(col)
+    assert checking.check(col, deep=True).ok  # the remade rows file was checksummed again
+
+
+def test_rows_and_norms_files_are_checksummed_through_appends_deletes_and_compaction(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 1500)
+    _add(col, 1500, 700, seed=1)
+    col.delete_documents([f"d{i}" for i in range(0, 2200, 3)])  # marks in both batches' chunks
+    update_all(col)
+    report = checking.check(col, deep=True)
+    assert report.ok, report.problems  # the delete committed the digests its marks give the rows file
+    with col.writing():
+        col.prepare_write()
+        compaction.compact(col, all_views(col))
+    update_all(col)
+    report = checking.check(col, deep=True)
+    assert report.ok, report.problems  # compaction recorded the digests of every file it rewrote
+    with col.store.sessions() as s:
+        records = integrity.chunk_records(s, col.id)
+    assert sorted(records) == [rowmap.NORMS_LAYER, rowmap.ROWS_LAYER, 0, 1, 2]
+    assert all(sum(rows for _, rows, _ in records[layer]) == col.vector_rows() == 1466 for layer in records)
+
+
+@pytest.mark.parametrize("which", ["rows", "norms"])
+def test_check_finds_a_changed_rows_or_norms_file_and_repair_remakes_it(tmp_path, which):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 50)
+    update_all(col)
+    before = _state(col)
+    keys, norms = np.array(before.keys), np.array(before.norms)
+    file = rowmap.row_file(col) if which == "rows" else rowmap.norm_file(col)
+    data = bytearray(file.path.read_bytes())
+    data[10 * file.row_bytes + 1] ^= 0x40  # row 10: another document, or another norm
+    file.path.write_bytes(bytes(data))
+    cheap, deep = checking.check(col), checking.check(col, deep=True)
+    assert not deep.ok and any(file.path.name in p for p in deep.problems)
+    assert cheap.ok == (which == "norms")  # the rows file is compared with the database; norms only by checksum
+    repaired = checking.repair(col)
+    assert repaired.ok and any(f"remade {file.path.name}" in r for r in repaired.repaired)
+    np.testing.assert_array_equal(_state(col).keys, keys)
+    np.testing.assert_array_equal(_state(col).norms, norms)
 
 
 def test_reader_of_an_older_collection_maps_rows_from_the_database(tmp_path):

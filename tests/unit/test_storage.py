@@ -82,7 +82,8 @@ def test_index_round_trip_and_corrupt_file(tmp_path):
 
 def test_index_stays_on_the_cpu_without_faiss_gpus():
     index = faiss_index.build(np.arange(3), np.eye(3, 4, dtype=np.float32))
-    assert faiss_index.on_device(index, "cuda", gpus=0) is index
+    hnsw = faiss_index.build(np.arange(3), np.eye(3, 4, dtype=np.float32), "hnsw")
+    assert faiss_index.on_device(hnsw, "cuda", gpus=0) is hnsw  # only flat indices have a torch path
     assert faiss_index.on_device(index, "cpu", gpus=1) is index
 
 
@@ -99,3 +100,14 @@ def test_ivf_and_hnsw_find_exact_neighbours_mostly():
         assert faiss_index.kind_of(index) == kind
         _, ids = faiss_index.search(index, vectors[:50], 1)
         assert (ids[:, 0] == np.arange(50)).mean() >= 0.9
+
+
+def test_parallel_index_builds_are_bounded_by_views_cores_and_memory(monkeypatch):
+    from layerwise.storage import views
+
+    monkeypatch.setattr(views.os, "cpu_count", lambda: 16)
+    assert views.build_workers(7, 5_000, 384) == 7
+    assert views.build_workers(7, 200_000, 384) == 1  # 920 MB a view: one at a time
+    assert views.build_workers(7, 50_000, 384) == 2
+    monkeypatch.setattr(views.os, "cpu_count", lambda: 2)
+    assert views.build_workers(7, 5_000, 384) == 2

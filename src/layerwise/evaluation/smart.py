@@ -1,7 +1,7 @@
 """The classic SMART test-collection format (Cranfield, CISI, MED, CACM) converted to BEIR.
 
-Records start with ``.I <id>``; fields with a line holding a dot and one letter
-(``.T`` title, ``.A`` authors, ``.B`` source, ``.W`` text, others kept as metadata).
+Records start with ``.I <id>``; fields with a line holding only a dot and one capital
+letter (``.T`` title, ``.A`` authors, ``.B`` source, ``.W`` text, others kept as metadata).
 Options cover the family's differences without special cases:
 
 - ``query_ids``: ``position`` numbers queries 1..n in file order (Cranfield's
@@ -24,7 +24,9 @@ from typing import Any
 from layerwise.errors import InputError, UsageError
 from layerwise.evaluation.datasets import write_beir
 
-_FIELD_RE = re.compile(r"^\.([A-Z])\s*(.*)$")
+# A record starts with ".I <id>" (one token); a field starts with a line holding only a dot and a
+# capital letter. A text line such as ".NET and Java are both used." is text, not a field.
+_FIELD_RE = re.compile(r"^\.(?:(I)\s+(\S+)|([A-Z]))\s*$")
 QUERY_IDS = ("position", "field")
 GRADES = ("as-is", "cleverdon")
 
@@ -50,10 +52,8 @@ def records(path: Path) -> Iterator[Record]:
                 yield _tidy(current)
             current, name = Record(match.group(2).strip()), ""
         elif match and current is not None:
-            name = match.group(1)
+            name = match.group(3)
             current.fields.setdefault(name, "")
-            if match.group(2).strip():
-                current.fields[name] += " " + match.group(2)
         elif current is not None and name:
             current.fields[name] += " " + line.strip()
     if current is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,10 +54,23 @@ def read_documents(
         if not path.exists():
             raise InputError(f"input {path} does not exist: pass a file or folder of .txt/.md/.jsonl/.csv")
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)):
+            for file in sorted(p for p in path.rglob("*") if not p.is_dir() and not _hidden(p, path)):
                 yield from _read_file(file, file.relative_to(path).as_posix(), report, columns)
         else:
             yield from _read_file(path, path.name, report, columns)
+
+
+def _regular(path: Path, report: InputReport) -> bool:
+    """Whether path is a regular file; a FIFO, socket or device is skipped (reading a FIFO would block)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        report.skip(str(path), f"cannot read ({exc.strerror})")
+        return False
+    if not stat.S_ISREG(mode):
+        report.skip(str(path), "not a regular file (a FIFO, socket or device): pass files or folders of documents")
+        return False
+    return True
 
 
 def _hidden(file: Path, root: Path) -> bool:
@@ -65,6 +79,8 @@ def _hidden(file: Path, root: Path) -> bool:
 
 def _read_file(path: Path, doc_id: str, report: InputReport, columns: TableColumns) -> Iterator[Document]:
     suffix = path.suffix.lower()
+    if not _regular(path, report):
+        return
     if suffix not in TEXT_SUFFIXES + TABLE_SUFFIXES:
         report.skip(str(path), f"unsupported file type '{suffix or path.name}' (read: .txt .md .jsonl .csv .tsv)")
         return
@@ -110,6 +126,8 @@ def _text_document(doc_id: str, text: str, suffix: str, where: str, report: Inpu
     if not text.strip() and not title:
         report.skip(where, "empty document")
         return
+    if not text.strip():
+        report.warn(where, "no text below its heading: indexed from its title alone")
     yield Document(doc_id, title, text.strip())
 
 
@@ -157,6 +175,8 @@ def _row_document(
     if not text.strip() and not title.strip():
         report.skip(where, "empty document")
         return None
+    if not text.strip():
+        report.warn(where, f"document '{doc_id}' has no '{columns.text}': indexed from its title alone")
     used = {columns.id, columns.text, columns.title}
     return Document(str(doc_id), title.strip(), text.strip(), {k: v for k, v in row.items() if k not in used})
 

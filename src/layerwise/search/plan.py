@@ -20,6 +20,7 @@ from layerwise.storage.schema import ViewRow
 from layerwise.storage.views import View, all_views, layer_views
 
 BM25 = grammar.BM25
+LEXICAL = grammar.LEXICAL
 STORED = "stored"  # every stored view (evaluation's default list uses it)
 
 
@@ -39,7 +40,7 @@ class Plan:
         self.collection = collection
         self.dense: dict[str, View] = {}
         self.fusions: dict[str, FusionStep] = {}
-        self.bm25 = False
+        self.lexical: list[str] = []  # bm25 and/or bm25-passages
         self.requested: list[str] = []
         stored = collection.stored_views() if stored is None else stored  # one read serves the dense views and the stored specs
         self._views = {v.name: v for v in all_views(collection, stored)}
@@ -55,7 +56,7 @@ class Plan:
 
     def kind(self, name: str) -> str:
         """layer, mix, bm25 or fusion."""
-        if name == BM25:
+        if name in LEXICAL:
             return "bm25"
         if name in self.fusions:
             return "fusion"
@@ -63,7 +64,7 @@ class Plan:
 
     def _plan(self, spec: ViewSpec) -> list[str]:
         if isinstance(spec, Lexical):
-            return self._bm25()
+            return self._bm25(spec.name)
         if isinstance(spec, Fusion):
             return [self._fusion(spec)]
         if isinstance(spec, Named):
@@ -80,11 +81,12 @@ class Plan:
             self.dense.setdefault(view.name, view)
         return [v.name for v in views]
 
-    def _bm25(self) -> list[str]:
+    def _bm25(self, name: str) -> list[str]:
         if not self.collection.store.is_sqlite:
             raise UsageError("BM25 needs the SQLite metadata store (FTS5); this collection's database is not SQLite: leave bm25 out")
-        self.bm25 = True
-        return [BM25]
+        if name not in self.lexical:
+            self.lexical.append(name)
+        return [name]
 
     def _named(self, name: str) -> list[str]:
         if name == STORED:

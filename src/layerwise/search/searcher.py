@@ -30,6 +30,7 @@ from layerwise.types import Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 SCHEMA_VERSION = 1  # of every result's to_dict(), documented in docs/json.md
 MAX_K = 1_000
+FUSION_DEPTH = 100  # documents of each member a fusion combines
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Searcher:
         self._encoders = encoders
         self.device = device  # where FAISS searches, given a GPU build of faiss
         self._indices: dict[str, Any] = {}
+        self._documents_synced = False  # the whole-document BM25 table checked once per searcher
         self.generation, self.committed, self.stale = collection.state()
         self._stored = collection.stored_views()  # a saved view bumps the generation, which replaces this searcher
 
@@ -116,25 +118,47 @@ class Searcher:
         scores, rows = index.search(query_vectors, min(index.ntotal, passage_depth(depth)))
         return [Ranking.from_passages(r, s, self.row_map).top(depth) for r, s in zip(rows, scores)]
 
-    def rank_bm25(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+    def rank_bm25(self, queries: Sequence[str], depth: int, name: str = BM25) -> list[Ranking]:
+        """BM25 rankings: of whole documents (``bm25``) or of passages, a document by its best one (``bm25-passages``)."""
         check_queries(queries)
+        if name == BM25:
+            return self._rank_bm25_documents(queries, depth)
         with self.collection.store.sessions() as session:
             found = [bm25.search(session, self.collection.id, q, passage_depth(depth)) for q in queries]
         return [Ranking.from_passages(rows, scores, self.row_map).top(depth) for rows, scores in found]
 
+    def _rank_bm25_documents(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+        """Whole-document BM25; each hit shows the document's first passage (the top k's, read in the same query)."""
+        if not self._documents_synced:
+            with self.collection.store.sessions.begin() as session:
+                bm25.sync_documents(session, self.collection.id)
+            self._documents_synced = True
+        with self.collection.store.sessions() as session:
+            found = [bm25.search_documents(session, self.collection.id, q, depth) for q in queries]
+        out = []
+        for keys, scores, first_rows in found:
+            live = (first_rows >= 0) & (self.row_map(first_rows) == keys)  # documents deleted or renumbered under this reader
+            out.append(Ranking(keys[live], scores[live], first_rows[live]))
+        return out
+
     def rankings(self, queries: Sequence[str], plan: Plan, depth: int, progress: bool = False) -> dict[str, list[Ranking]]:
-        """Every planned step's rankings of the queries: one encoding for all dense views, then BM25, then fusions."""
+        """Every planned step's rankings of the queries: one encoding for all dense views, then BM25, then fusions.
+
+        Fusions always fuse their members' top FUSION_DEPTH (or more), so a fused top 10 is the
+        same whether a search asks for 10 documents or an evaluation for 100.
+        """
         check_queries(queries)
+        deep = max(depth, FUSION_DEPTH) if plan.fusions else depth
         out: dict[str, list[Ranking]] = {}
         embeddings = self.encode(queries, list(plan.dense.values())) if plan.dense else None
         for view in tqdm(list(plan.dense.values()), desc="views", disable=not progress, leave=False):
-            out[view.name] = self.rank(view, view.of_query(embeddings), depth)  # type: ignore[arg-type]
-        if plan.bm25:
-            out[BM25] = self.rank_bm25(queries, depth)
+            out[view.name] = self.rank(view, view.of_query(embeddings), deep)  # type: ignore[arg-type]
+        for name in plan.lexical:
+            out[name] = self.rank_bm25(queries, deep, name)
         for name, step in plan.fusions.items():
             parts = zip(*(out[m] for m in step.members))
-            out[name] = [fusion.fuse(step.method, list(p), step.weights).top(depth) for p in parts]
-        return out
+            out[name] = [fusion.fuse(step.method, list(p), step.weights).top(deep) for p in parts]
+        return {name: [r.top(depth) for r in ranked] for name, ranked in out.items()}
 
     def search(self, query: str, specs: Sequence[str], k: int = 10, retry: bool = True) -> SearchResult:
         """Top-k documents of one query under each view the specs name, sharing one query encoding."""

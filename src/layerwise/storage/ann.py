@@ -12,17 +12,22 @@ about 1% of a build. A file is rebuilt from the stored vectors when it is
 missing or of another type, when the collection has grown 4x since its IVF
 centroids were trained, or when more than 10% of an HNSW graph's ids are dead.
 Builds stream: the training sample and then blocks of 65,536 rows are read from
-the mapped files, so a build's memory is the index plus one block.
+the mapped files, so a build's memory is the index plus one block. Before a build
+the view's vector rows are checked against their checksums (an update checks
+only the rows it adds), so damaged rows never reach an index; every file written
+is recorded with its size and checksum.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from layerwise.storage import exact, faiss_index
+from layerwise.errors import StorageError
+from layerwise.storage import exact, faiss_index, integrity
 from layerwise.storage.exact import DenseView, ExactIndex
 from layerwise.storage.rowmap import RowState
 
@@ -74,9 +79,9 @@ def kind_for(collection: "Collection", view: StoredView, live: int) -> str:
 def open_index(collection: "Collection", view: StoredView, state: RowState, stale: bool, device: str = "cpu") -> Any:
     """What a reader searches for this view: its current ANN file memory-mapped, else exact over the mapped vectors."""
     exact_index = ExactIndex(collection, view, state)
-    path = collection.index_path(view.name)
-    if stale or kind_for(collection, view, len(state.live)) == "flat" or not path.exists():
-        return exact_index
+    path = collection.index_path(view.name) if view.stored else None
+    if stale or kind_for(collection, view, len(state.live)) == "flat" or path is None or not path.exists():
+        return exact.on_device(exact_index, device)
     index = faiss_index.read(path, collection.name, mmap=device != "cuda")
     if device == "cuda":
         return AnnIndex(faiss_index.on_device(index, device), exact_index)
@@ -88,16 +93,40 @@ def update(collection: "Collection", view: StoredView, state: RowState, rebuild:
     path = collection.index_path(view.name)
     kind = kind_for(collection, view, len(state.live))
     if kind == "flat":
-        path.unlink(missing_ok=True)  # a type change to exact leaves no stale ANN file behind
+        if path.exists():  # a type change to exact leaves no stale ANN file behind
+            collection.forget_index(path)
+            path.unlink()
         return "exact"
     index = None if rebuild or not path.exists() else _read_or_none(path, collection.name)
     if index is None or _needs_rebuild(index, kind, state):
-        faiss_index.write_atomic(build(collection, view, kind, state), path)
+        verify_vectors(collection, view.layers(collection.num_states))
+        collection.record_index(path, faiss_index.write_atomic(build(collection, view, kind, state), path))
         return "built"
     if not _apply_changes(collection, view, index, state):
         return "kept"
-    faiss_index.write_atomic(index, path)
+    collection.record_index(path, faiss_index.write_atomic(index, path))
     return "updated"
+
+
+def verify_vectors(collection: "Collection", layers: Iterable[int], rows: np.ndarray | None = None) -> None:
+    """Refuse to index vector rows whose bytes differ from their checksums (``rows``: only the chunks holding these)."""
+    committed = collection.vector_rows()
+    with collection.store.sessions() as s:
+        records = integrity.chunk_records(s, collection.id)
+    for layer in layers:
+        held = records.get(layer, [])
+        if rows is not None:
+            held = [r for r in held if _holds_any(r, rows)]
+        damaged = integrity.damaged_rows(collection.vector_file(layer), layer, committed, held, deep=True)
+        if damaged:
+            raise StorageError(f"{damaged[0].describe()} in collection '{collection.name}': no index is built from them; "
+                               f"run `layerwise check {collection.name} --repair` to re-encode them from the stored passages")
+
+
+def _holds_any(record: tuple[int, int, str], rows: np.ndarray) -> bool:
+    """Whether a chunk record (start, rows, digest) holds any of the sorted rows."""
+    at = int(np.searchsorted(rows, record[0]))
+    return at < len(rows) and int(rows[at]) < record[0] + record[1]
 
 
 def _read_or_none(path: Path, collection: str) -> Any:
@@ -124,6 +153,8 @@ def _apply_changes(collection: "Collection", view: StoredView, index: Any, state
     dead = held[state(held) < 0]
     new = np.setdiff1d(state.live, held, assume_unique=True)
     removed = faiss_index.remove(index, dead) if len(dead) and faiss_index.kind_of(index) != "hnsw" else 0
+    if len(new):
+        verify_vectors(collection, view.layers(collection.num_states), new)
     vectors = exact.Vectors(collection, view, state)
     for start in range(0, len(new), exact.CHUNK):
         rows = new[start : start + exact.CHUNK]

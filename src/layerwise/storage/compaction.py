@@ -9,8 +9,10 @@ the writer lock in four steps:
    rebuilt after the switch.)
 2. A journal, ``vectors/compact.json``, records the committed rows before and
    after and the files to rename; fsync'd.
-3. One database transaction renumbers the passages' rows (and BM25's) and sets
-   the committed count to the rows kept.
+3. One database transaction renumbers the passages' rows (and BM25's), sets
+   the committed count to the rows kept, and replaces the checksums of every
+   vector, rows and norms chunk and of every rewritten index file with those of
+   the new files (hashed while they were written).
 4. The new files are renamed over the old ones and the journal is removed.
 
 A crash before step 3 committed leaves the old files and rows: recovery deletes
@@ -32,9 +34,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import text
 
-from layerwise.storage import bm25, faiss_index, rowmap
-from layerwise.storage.rowmap import RowState
-from layerwise.storage.schema import PassageRow
+from layerwise.storage import bm25, faiss_index, integrity, rowmap
+from layerwise.storage.rowmap import NORMS_LAYER, ROWS_LAYER, RowState
+from layerwise.storage.schema import PassageRow, VectorChunkRow
 
 if TYPE_CHECKING:
     from layerwise.storage.ann import StoredView
@@ -59,6 +61,18 @@ class CompactReport:
         return {"schema_version": 1, **self.__dict__}
 
 
+@dataclass
+class Rewritten:
+    """The new files of a compaction: (new, final) path pairs, the chunk checksums of the new vector, rows and
+    norms files, the new index files' checksums by final path, and the index files to remove."""
+
+    files: list[tuple[str, str]]
+    chunks: list[tuple[int, int, int, str]]  # (layer, start, rows, digest)
+    indices: dict[str, integrity.FileDigest]
+    remove: list[str]
+    views: list[str]
+
+
 def journal_path(collection: "Collection") -> Path:
     return collection.dir / "vectors" / JOURNAL
 
@@ -71,13 +85,14 @@ def compact(collection: "Collection", views: Sequence["StoredView"]) -> CompactR
         return CompactReport(state.committed, state.committed, before, before, [])
     mapping = np.full(state.committed, -1, dtype=np.int64)
     mapping[state.live] = np.arange(len(state.live))
-    pairs = _write_vectors(collection, state) + _write_rows(collection, state)
-    renumbered, stale = _write_indices(collection, views, state, mapping)
-    pairs += renumbered
-    _write_journal(collection, state.committed, len(state.live), pairs, stale)
-    _renumber_database(collection, state)
+    new = Rewritten([], [], {}, [], [])
+    _write_vectors(collection, state, new)
+    _write_rows(collection, state, new)
+    _write_indices(collection, views, state, mapping, new)
+    _write_journal(collection, state.committed, len(state.live), new.files, new.remove)
+    _renumber_database(collection, state, new)
     _finish(collection)
-    return CompactReport(state.committed, len(state.live), before, _bytes(collection), [Path(p[1]).stem for p in renumbered])
+    return CompactReport(state.committed, len(state.live), before, _bytes(collection), new.views)
 
 
 def recover(collection: "Collection") -> None:
@@ -121,53 +136,56 @@ def _sync(collection: "Collection") -> None:
             rowmap.sync_dir(collection.dir / folder)
 
 
-def _write_vectors(collection: "Collection", state: RowState) -> list[tuple[str, str]]:
-    """Each layer's live rows into a new file; return (new, final) path pairs."""
-    pairs = []
+def _write_vectors(collection: "Collection", state: RowState, new: Rewritten) -> None:
+    """Each layer's live rows into a new file, hashed chunk by chunk on the way."""
     for layer in range(collection.num_states):
         source = collection.vector_file(layer)
         target = source.path.with_name(source.path.name + SUFFIX)
         mapped = source.read(state.committed)
         with open(target, "wb") as f:
             for start in range(0, len(state.live), _CHUNK):
-                f.write(np.ascontiguousarray(mapped[state.live[start : start + _CHUNK]]).tobytes())
+                block = np.ascontiguousarray(mapped[state.live[start : start + _CHUNK]])
+                f.write(block.tobytes())
+                new.chunks += _digests(layer, start, block)
             f.flush()
             os.fsync(f.fileno())
-        pairs.append((str(target), str(source.path)))
-    return pairs
+        new.files.append((str(target), str(source.path)))
 
 
-def _write_rows(collection: "Collection", state: RowState) -> list[tuple[str, str]]:
-    pairs = []
-    for file, values in ((rowmap.row_file(collection), np.asarray(state.keys)[state.live]),
-                         (rowmap.norm_file(collection), np.asarray(state.norms)[state.live] if state.norms is not None else None)):
+def _digests(layer: int, start: int, block: np.ndarray) -> list[tuple[int, int, int, str]]:
+    """(layer, start, rows, digest) of every CHUNK_ROWS rows of a block written from row ``start`` (a multiple of it)."""
+    step = integrity.CHUNK_ROWS
+    return [(layer, start + i, len(block[i : i + step]), integrity.digest(block[i : i + step].tobytes())) for i in range(0, len(block), step)]
+
+
+def _write_rows(collection: "Collection", state: RowState, new: Rewritten) -> None:
+    for layer, file, values in ((ROWS_LAYER, rowmap.row_file(collection), np.asarray(state.keys)[state.live].reshape(-1, 1)),
+                                (NORMS_LAYER, rowmap.norm_file(collection), np.asarray(state.norms)[state.live] if state.norms is not None else None)):
         if values is None:
             continue
         target = file.path.with_name(file.path.name + SUFFIX)
         rowmap.write_atomic(target, values)
-        pairs.append((str(target), str(file.path)))
-    return pairs
+        new.chunks += _digests(layer, 0, np.ascontiguousarray(values))
+        new.files.append((str(target), str(file.path)))
 
 
-def _write_indices(collection: "Collection", views: Sequence["StoredView"], state: RowState,
-                   mapping: np.ndarray) -> tuple[list[tuple[str, str]], list[str]]:
+def _write_indices(collection: "Collection", views: Sequence["StoredView"], state: RowState, mapping: np.ndarray, new: Rewritten) -> None:
     """IVF files without dead ids and renumbered; HNSW files listed for removal (rebuilt after)."""
-    pairs, stale = [], []
     for view in views:
         path = collection.index_path(view.name)
         if not path.exists():
             continue
         index = faiss_index.read(path, collection.name)
         if faiss_index.kind_of(index) not in ("ivf", "ivfpq"):
-            stale.append(str(path))
+            new.remove.append(str(path))
             continue
         held = faiss_index.ids(index)
         faiss_index.remove(index, held[state(held) < 0])
         faiss_index.remap(index, mapping)
         target = path.with_name(path.name + SUFFIX)
-        faiss_index.write_atomic(index, target)
-        pairs.append((str(target), str(path)))
-    return pairs, stale
+        new.indices[str(path)] = faiss_index.write_atomic(index, target)
+        new.files.append((str(target), str(path)))
+        new.views.append(view.name)
 
 
 def _write_journal(collection: "Collection", before: int, after: int, files: list[tuple[str, str]], remove: list[str]) -> None:
@@ -185,8 +203,9 @@ def _runs(live: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(live[a]), int(live[b - 1]) + 1, int(live[a]) - int(a)) for a, b in zip(starts, ends) if live[a] != a]
 
 
-def _renumber_database(collection: "Collection", state: RowState) -> None:
-    """Passage rows (and BM25 rowids) take their new numbers and the committed count drops, in one transaction.
+def _renumber_database(collection: "Collection", state: RowState, new: Rewritten) -> None:
+    """Passage rows (and BM25 rowids) take their new numbers, the committed count drops and every checksum is
+    replaced by the new files', in one transaction.
 
     Rows move through negative numbers first, so no two passages share a row at any moment.
     """
@@ -199,7 +218,18 @@ def _renumber_database(collection: "Collection", state: RowState) -> None:
             if params:
                 s.execute(text(f"UPDATE {table} SET {column} = -({column} - :s) - 1 WHERE {where} {column} >= :lo AND {column} < :hi"), params)
                 s.execute(text(f"UPDATE {table} SET {column} = -{column} - 1 WHERE {where} {column} < 0"))
+        integrity.forget_rows(s, collection.id)
+        s.add_all(VectorChunkRow(collection_id=collection.id, layer=layer, start=start, rows=rows, digest=value)
+                  for layer, start, rows, value in new.chunks)
+        for path, written in new.indices.items():
+            integrity.record_index(s, collection.id, _relpath(collection, path), written)
+        for path in new.remove:
+            integrity.forget_index(s, collection.id, _relpath(collection, path))
         collection._set(s, vector_rows=len(state.live), indices_stale=True)  # noqa: SLF001 - storage's own protocol
+
+
+def _relpath(collection: "Collection", path: str) -> str:
+    return Path(path).relative_to(collection.dir).as_posix()
 
 
 def _targets(collection: "Collection") -> list[tuple[str, str, str]]:

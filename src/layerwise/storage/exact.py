@@ -11,13 +11,14 @@ gives exact scores of candidate rows only, which is how ANN views refine.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from layerwise.layers import LayerSpec
 from layerwise.storage.faiss_index import normalize
 from layerwise.storage.rowmap import RowState
+from layerwise.storage.torch_flat import TorchFlatIndex
 
 if TYPE_CHECKING:
     from layerwise.storage.collection import Collection
@@ -108,6 +109,40 @@ class ExactIndex:
                 score = dict(zip(picked.tolist(), ((raw @ unit[i]) * inverse).tolist()))
                 out[i, keep] = [score[r] for r in candidates[keep].tolist()]
         return out
+
+
+class DeviceExact:
+    """An exact view copied to a GPU as unit rows and searched with torch (``torch_flat``): the vector files stay the
+    only copy on disk; the GPU holds one in its memory."""
+
+    kind = "flat"
+
+    def __init__(self, exact_index: ExactIndex, device: Any) -> None:
+        self.state = exact_index.state
+        parts = list(_unit_blocks(exact_index))
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        unit = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 1), dtype=np.float32)
+        self.index = TorchFlatIndex(unit, rows, device)
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(normalize(queries), n)
+
+
+def _unit_blocks(exact_index: ExactIndex) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    live = exact_index.state.live
+    for start in range(0, len(live), CHUNK):
+        rows = live[start : start + CHUNK]
+        raw, inverse = exact_index.vectors.unit_rows(rows)
+        yield rows, raw * inverse[:, None]
+
+
+def on_device(exact_index: ExactIndex, device: str) -> ExactIndex | DeviceExact:
+    """The exact view where it is searched: over the mapped files on the CPU, or copied to the GPU for CUDA."""
+    return DeviceExact(exact_index, device) if device == "cuda" else exact_index
 
 
 def _merge(best_scores: np.ndarray, best_rows: np.ndarray, scores: np.ndarray, offset: int, n: int) -> tuple[np.ndarray, np.ndarray]:

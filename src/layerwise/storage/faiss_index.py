@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from layerwise.errors import CorruptIndex, UsageError
+from layerwise.storage.integrity import FileDigest, HashingWriter
+from layerwise.storage.torch_flat import TorchFlatIndex
 
 
 def _faiss() -> Any:
@@ -142,12 +144,23 @@ def excluding(kind: str, dead: np.ndarray, ef_search: int = 64) -> Any:
 
 
 def on_device(index: Any, device: str, gpus: int | None = None) -> Any:
-    """The index moved to GPU 0 when the device is CUDA and the installed faiss has GPU support."""
+    """The index moved to GPU 0 when the device is CUDA: by faiss where it has GPU support,
+    else, for a flat index, as a torch matrix on the GPU (torch_flat)."""
     faiss = _faiss()
     available = gpus if gpus is not None else (faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0)
-    if device != "cuda" or available < 1:
+    if device != "cuda":
         return index
-    return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    if available >= 1:
+        return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    if kind_of(index) == "flat":
+        return torch_flat(index, "cuda")
+    return index
+
+
+def torch_flat(index: Any, device: str) -> TorchFlatIndex:
+    """A flat ``IndexIDMap2`` (as ``build`` makes it) copied to ``device`` for torch search."""
+    vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+    return TorchFlatIndex(vectors, ids(index), device)
 
 
 def ids(index: Any) -> np.ndarray:
@@ -188,21 +201,41 @@ def kind_of(index: Any) -> str:
     return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
 
 
-def write_atomic(index: Any, path: Path) -> None:
-    """Write an index so that readers see the old file or the new one, never half of one."""
-    faiss = _faiss()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def write_atomic(index: Any, path: Path) -> FileDigest:
+    """Write an index so that readers see the old file or the new one, never half of one; return its size and checksum."""
+    tmp, written = stage(index, path.parent)
     try:
-        faiss.write_index(index, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+        tmp.unlink(missing_ok=True)
+    sync_folder(path.parent)
+    return written
+
+
+def stage(index: Any, folder: Path) -> tuple[Path, FileDigest]:
+    """Write an index to a temporary file in ``folder``, fsync'd, hashing it on the way (put it in place with os.replace).
+
+    Python writes the bytes (faiss hands them over), so a full disk raises OSError(ENOSPC)
+    like every other write, instead of a faiss RuntimeError or an unnoticed short file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=folder)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            out = HashingWriter(f)
+            _faiss().write_index(index, _faiss().PyCallbackIOWriter(out.write))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, out.result
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it survives a crash."""
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -236,4 +269,6 @@ def _mmap_flag(path: Path) -> int:
 def search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Scores and ids (q, k) of the k nearest rows to normalised queries (q, d); id -1 pads."""
     k = max(1, min(k, index.ntotal)) if index.ntotal else 1
+    if params is None:
+        return index.search(normalize(queries), k)  # also a TorchFlatIndex, which takes no parameters
     return index.search(normalize(queries), k, params=params)

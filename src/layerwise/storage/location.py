@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from layerwise.errors import UsageError
+
 
 def home_dir(explicit: str | Path | None = None) -> Path:
     """The data home, created if missing."""
@@ -22,7 +24,12 @@ def home_dir(explicit: str | Path | None = None) -> Path:
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         path = Path(base) / "layerwise"
     path = path.expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"home {path} is a file, not a folder: give --home (or $LAYERWISE_HOME) a folder, new or existing")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a parent is a regular file
+        raise UsageError(f"cannot make home folder {path}: part of that path is a file; give --home a folder") from None
     return path
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import distinct, func, select
+
 from layerwise.storage import rowmap
 from layerwise.storage.collection import Collection
+from layerwise.storage.schema import PassageRow
 from layerwise.storage.views import all_views
 
 
@@ -31,7 +34,8 @@ def describe(collection: Collection) -> dict[str, Any]:
         "vector_dtype": collection.vector_dtype,
         **_bytes(collection, counts["passages"]),
         "default_view": collection.default_view() or "-1",
-        "passages_per_document": "max " + str(collection.max_passages) if collection.max_passages else "all (documents longer than the model's limit are split; a document scores by its best passage, MaxP)",
+        "passages_per_document": "max " + str(collection.max_passages) if collection.max_passages else "all",
+        "scoring": passage_split(collection)["note"],
         "overlap_tokens": collection.overlap,
         "database": collection.store.url,
         "folder": str(collection.dir),
@@ -62,3 +66,23 @@ def _database_bytes(collection: Collection) -> int | None:
         return None
     path = Path(url.removeprefix("sqlite:///").split("?")[0])
     return sum(_size(Path(str(path) + suffix)) for suffix in ("", "-wal")) if path.exists() else None
+
+
+def passage_split(collection: Collection) -> dict[str, Any]:
+    """Whether documents were split into passages, how many, and how a document is scored (MaxP)."""
+    counts = collection.counts()
+    with collection.store.sessions() as s:
+        split = int(s.scalar(select(func.count(distinct(PassageRow.document_id)))
+                             .where(PassageRow.collection_id == collection.id, PassageRow.ordinal > 0)) or 0)
+    limit = collection.identity.max_tokens
+    if collection.max_passages == 1:
+        note = (f"each document is its first passage, truncated to {limit} tokens (--max-passages 1), "
+                "as truncating evaluators (MTEB, BEIR) embed it")
+    elif split == 0:
+        note = f"no document was split: every one fits in {limit} tokens, so each is one passage"
+    else:
+        note = (f"{split:,} of {counts['documents']:,} documents were split into passages ({counts['passages']:,} passages "
+                f"of at most {limit} tokens); a document scores as its best passage (MaxP). Truncating evaluators "
+                "(MTEB, BEIR) see only the first passage: index with --max-passages 1 to compare with them")
+    return {"documents": counts["documents"], "passages": counts["passages"], "split_documents": split,
+            "max_passages": collection.max_passages, "max_tokens": limit, "scoring": "MaxP", "note": note}

@@ -13,6 +13,13 @@ marked live whose document is gone; a writer notices (the live rows no longer
 match the database's passage count) and rewrites the row file from the database.
 Readers never write: a collection whose row file a writer has not made yet (an
 older collection) is mapped from the database in memory instead.
+
+Both files are checksummed like the vectors (storage/integrity.py), under the
+pseudo-layers ROWS_LAYER and NORMS_LAYER of the chunk records: appended rows in
+the commit that makes them visible, a delete's marks in the delete's own
+transaction (the digests the chunks will have once marked), a remade file whole.
+Both are derived data (the database's passages, the vector files), so ``repair``
+remakes whichever disagrees with its source or its checksums.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from layerwise.storage import integrity
 from layerwise.storage.schema import DocumentRow, PassageRow
 from layerwise.storage.vectors import VectorFile
 from layerwise.types import PassageInfo
@@ -34,6 +43,8 @@ if TYPE_CHECKING:
     from layerwise.storage.collection import Collection
 
 DEAD = -1
+ROWS_LAYER = -1  # the chunk records (vector_chunks.layer) of the rows file ...
+NORMS_LAYER = -2  # ... and of the norms file
 ROWS_FILE = "rows.int64"
 NORMS_FILE = "norms.float32"
 _CHUNK = 65_536
@@ -57,16 +68,48 @@ def norm_file(collection: "Collection") -> SideFile:
     return SideFile(collection.dir / "vectors" / NORMS_FILE, collection.num_states, np.float32)
 
 
-def row_norms(collection: "Collection", vectors: np.ndarray) -> np.ndarray:
-    """Norms (n, states) of vectors (n, states, d) as the vector files store them (their dtype)."""
-    stored = np.asarray(vectors).astype(collection.vector_file(0).dtype).astype(np.float32)
-    return np.linalg.norm(stored, axis=2)  # (n, states)
+def norms_of(collection: "Collection", start: int, stop: int) -> np.ndarray:
+    """Norms (stop - start, states) of rows start..stop-1, read back from the vector files as stored."""
+    layers = [collection.vector_file(i).read(stop) for i in range(collection.num_states)]
+    out = np.empty((stop - start, collection.num_states), dtype=np.float32)
+    for offset in range(start, stop, _CHUNK):
+        end = min(offset + _CHUNK, stop)
+        out[offset - start : end - start] = np.stack(
+            [np.linalg.norm(np.asarray(v[offset:end], dtype=np.float32), axis=1) for v in layers], axis=1)
+    return out
 
 
-def append(collection: "Collection", keys: Sequence[int], vectors: np.ndarray) -> None:
-    """Append the document key of each new row and its norms (vectors (n, states, d)); fsync'd."""
-    row_file(collection).append(np.asarray(keys, dtype=np.int64).reshape(-1, 1))
-    norm_file(collection).append(row_norms(collection, vectors))
+def append(collection: "Collection", session: Session, start: int, keys: Sequence[int]) -> None:
+    """Append the document key of rows start.. (whose vectors are appended) and their norms, fsync'd, and record
+    both files' checksums in ``session``, the transaction that commits the rows."""
+    rows, norms = row_file(collection), norm_file(collection)
+    for file, fill in ((rows, lambda: keys_from_db(collection, start, session).reshape(-1, 1)),
+                       (norms, lambda: norms_of(collection, 0, start))):
+        if file.rows_on_disk() < start:  # an older collection's first write without prepare_write: made whole first
+            write_atomic(file.path, fill())
+            integrity.forget_rows(session, collection.id, [ROWS_LAYER if file is rows else NORMS_LAYER])
+            integrity.record_file_rows(session, collection.id, ROWS_LAYER if file is rows else NORMS_LAYER, file, 0, start)
+        file.truncate(start)  # what a failed commit of this process left
+    count = len(keys)
+    rows.append(np.asarray(keys, dtype=np.int64).reshape(-1, 1))
+    norms.append(norms_of(collection, start, start + count))
+    integrity.record_file_rows(session, collection.id, ROWS_LAYER, rows, start, count)
+    integrity.record_file_rows(session, collection.id, NORMS_LAYER, norms, start, count)
+
+
+def record_dead(collection: "Collection", session: Session, rows: Sequence[int]) -> None:
+    """Replace the checksums of the rows file's chunks that hold rows about to be marked dead (in the delete's
+    transaction; mark_dead writes the marks after it commits)."""
+    file = row_file(collection)
+    if not len(rows) or not file.path.exists():
+        return
+    dead = np.asarray(rows, dtype=np.int64)
+    keys = file.read(file.rows_on_disk())[:, 0]
+    for start, count in integrity.covering(session, collection.id, ROWS_LAYER, dead):
+        block = np.array(keys[start : start + count])
+        inside = dead[(dead >= start) & (dead < start + count)]
+        block[inside - start] = DEAD
+        integrity.replace_chunk(session, collection.id, ROWS_LAYER, start, block.reshape(-1, 1))
 
 
 def mark_dead(collection: "Collection", rows: Sequence[int]) -> None:
@@ -97,21 +140,71 @@ def passage_count(collection: "Collection") -> int:
         return int(s.scalar(select(func.count()).select_from(PassageRow).where(PassageRow.collection_id == collection.id)) or 0)
 
 
-def keys_from_db(collection: "Collection", committed: int) -> np.ndarray:
+def keys_from_db(collection: "Collection", committed: int, session: Session | None = None) -> np.ndarray:
     """(committed,) document key per row from the database, -1 where no passage points at the row."""
-    with collection.store.sessions() as s:
-        pairs = s.execute(select(PassageRow.row, PassageRow.document_id).where(PassageRow.collection_id == collection.id)).all()
+    if session is None:
+        with collection.store.sessions() as s:
+            return keys_from_db(collection, committed, s)
+    pairs = session.execute(select(PassageRow.row, PassageRow.document_id).where(
+        PassageRow.collection_id == collection.id, PassageRow.row < committed)).all()
     keys = np.full(committed, DEAD, dtype=np.int64)
     if pairs:
         found = np.asarray(pairs, dtype=np.int64)  # (n, 2)
-        inside = found[:, 0] < committed
-        keys[found[inside, 0]] = found[inside, 1]
+        keys[found[:, 0]] = found[:, 1]
     return keys
 
 
 def rewrite_rows(collection: "Collection", committed: int) -> None:
-    """Write the row file from the database, atomically (readers see the old file or the new one)."""
-    write_atomic(row_file(collection).path, keys_from_db(collection, committed))
+    """Write the row file from the database, atomically (readers see the old file or the new one), and record it."""
+    keys = keys_from_db(collection, committed)
+    write_atomic(row_file(collection).path, keys)
+    with collection.store.sessions.begin() as s:
+        integrity.forget_rows(s, collection.id, [ROWS_LAYER])
+        integrity.record_array(s, collection.id, ROWS_LAYER, 0, keys.reshape(-1, 1))
+
+
+def remake_norms(collection: "Collection", committed: int) -> None:
+    """Recompute the whole norms file from the vector files (after vector rows were re-derived), and record it."""
+    norms = norms_of(collection, 0, committed)
+    write_atomic(norm_file(collection).path, norms)
+    with collection.store.sessions.begin() as s:
+        integrity.forget_rows(s, collection.id, [NORMS_LAYER])
+        integrity.record_array(s, collection.id, NORMS_LAYER, 0, norms)
+
+
+def problems(collection: "Collection", committed: int, deep: bool) -> list[str]:
+    """What is wrong with the rows and norms files: their length, the rows file against the database, and (deep)
+    every chunk against its checksum. [] when a collection has no rows file yet (a writer makes it)."""
+    rows, norms = row_file(collection), norm_file(collection)
+    if not rows.path.exists() and not norms.path.exists():
+        return []
+    found = [f"{file.path.name} holds {file.rows_on_disk()} rows, {committed} committed"
+             for file in (rows, norms) if file.rows_on_disk() != committed or file.path.stat().st_size % file.row_bytes]
+    if found:
+        return found
+    differ = int(np.count_nonzero(rows.read(committed)[:, 0] != keys_from_db(collection, committed)))
+    if differ:
+        found.append(f"{rows.path.name} maps {differ} rows to other documents than the database does")
+    if deep:
+        with collection.store.sessions() as s:
+            records = integrity.chunk_records(s, collection.id)
+        for layer, file in ((ROWS_LAYER, rows), (NORMS_LAYER, norms)):
+            damaged = integrity.damaged_rows(file, layer, committed, records.get(layer, []), deep=True)
+            found += [f"rows {d.start}..{d.start + d.rows - 1} of {file.path.name} fail their checksum" for d in damaged]
+    return found
+
+
+def repair(collection: "Collection", committed: int, vectors_changed: bool) -> list[str]:
+    """Remake the rows file from the database and the norms file from the vectors where either is wrong."""
+    wrong = problems(collection, committed, deep=True)
+    done = []
+    if any(ROWS_FILE in p for p in wrong) or not row_file(collection).path.exists():
+        rewrite_rows(collection, committed)
+        done.append(f"remade {ROWS_FILE} from the database")
+    if vectors_changed or any(NORMS_FILE in p for p in wrong) or not norm_file(collection).path.exists():
+        remake_norms(collection, committed)
+        done.append(f"remade {NORMS_FILE} from the vector files")
+    return done
 
 
 def write_atomic(path: Path, array: np.ndarray) -> None:
@@ -135,17 +228,18 @@ def sync_dir(folder: Path) -> None:
 
 
 def _prepare_norms(collection: "Collection", committed: int) -> None:
-    """Cut the norms file to the committed rows, or compute the rows it lacks from the vectors."""
+    """Cut the norms file to the committed rows, or compute (and record) the rows it lacks from the vectors."""
     file = norm_file(collection)
     have = min(file.rows_on_disk(), committed)
     if file.path.exists():
         file.truncate(have)
     if have == committed:
         return
-    layers = [collection.vector_file(i).read(committed) for i in range(collection.num_states)]
     for start in range(have, committed, _CHUNK):
-        stop = min(start + _CHUNK, committed)
-        file.append(np.stack([np.linalg.norm(np.asarray(v[start:stop], dtype=np.float32), axis=1) for v in layers], axis=1))  # (c, states)
+        file.append(norms_of(collection, start, min(start + _CHUNK, committed)))  # (c, states)
+    with collection.store.sessions.begin() as s:
+        integrity.forget_rows(s, collection.id, [NORMS_LAYER], from_row=have)
+        integrity.record_file_rows(s, collection.id, NORMS_LAYER, file, have, committed - have)
 
 
 class RowState:

@@ -10,15 +10,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # MIGRATIONS[v]: the statements that take a database from version v to v + 1.
 MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE collections ADD COLUMN default_view TEXT",
         "ALTER TABLE collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"],
+    # 2 -> 3: folder ownership (uid, folder; NULL = a folder made before, collections/NAME-ID) and
+    # checksums (the vector_chunks and index_files tables, which create_all adds).
+    2: ["ALTER TABLE collections ADD COLUMN uid VARCHAR(32)",
+        "ALTER TABLE collections ADD COLUMN folder VARCHAR(300)"],
 }
 
 
@@ -49,6 +53,8 @@ class CollectionRow(Base):
     indices_stale: Mapped[bool] = mapped_column(Boolean, default=True)
     default_view: Mapped[str | None] = mapped_column(Text, nullable=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every change, so readers notice cheaply
+    uid: Mapped[str | None] = mapped_column(String(32), nullable=True)  # also in the folder's marker (storage/ownership.py)
+    folder: Mapped[str | None] = mapped_column(String(300), nullable=True)  # under HOME/collections; NULL: NAME-ID
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -100,3 +106,28 @@ class EvalRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     results: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class VectorChunkRow(Base):
+    """The checksum of rows start..start+rows-1 of one hidden state's vector file (storage/integrity.py)."""
+
+    __tablename__ = "vector_chunks"
+    __table_args__ = (Index("ix_vector_chunks", "collection_id", "layer", "start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    layer: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(16))
+
+
+class IndexFileRow(Base):
+    """Size and checksum of an index file when it was written, by its path inside the collection folder."""
+
+    __tablename__ = "index_files"
+    __table_args__ = (UniqueConstraint("collection_id", "path"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(16))

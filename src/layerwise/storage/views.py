@@ -8,7 +8,9 @@ view spec against a collection is search's job (``search/plan.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,7 @@ from tqdm.auto import tqdm
 from layerwise import layers as grammar
 from layerwise.errors import UsageError
 from layerwise.layers import LayerSpec, Mix
-from layerwise.storage import ann, faiss_index
+from layerwise.storage import ann, faiss_index, filenames
 from layerwise.storage.collection import Collection
 from layerwise.storage.rowmap import RowState
 from layerwise.storage.schema import ViewRow
@@ -83,14 +85,28 @@ def rebuild_all(collection: Collection, progress: bool = False) -> list[str]:
 
 
 def update_all(collection: Collection, progress: bool = False, rebuild: bool = False) -> list[str]:
-    """Bring every view's index up to the committed rows, in place where the type allows; return the views touched."""
+    """Bring every view's index up to the committed rows, in place where the type allows; return the views touched.
+
+    Several views are built at once (FAISS and the file writes release the GIL), as many as cores and
+    memory allow. Vectors are checked against their checksums first: damaged rows never reach an index.
+    """
     state = RowState(collection, collection.vector_rows())
-    touched = []
-    for view in tqdm(all_views(collection), desc="indices", disable=not progress, leave=False):
-        if ann.update(collection, view, state, rebuild=rebuild) in ("built", "updated"):
-            touched.append(view.name)
+    views = all_views(collection)
+    workers = build_workers(len(views), len(state.live), collection.identity.dim)
+    with tqdm(total=len(views), desc="indices", disable=not progress, leave=False) as bar, ThreadPoolExecutor(workers) as pool:
+        done = []
+        for view, what in zip(views, pool.map(lambda view: ann.update(collection, view, state, rebuild=rebuild), views)):
+            bar.update()
+            done += [view.name] if what in ("built", "updated") else []
     collection.mark_indexed()
-    return touched
+    return done
+
+
+def build_workers(views: int, rows: int, dim: int, memory: int = 512 << 20) -> int:
+    """Parallel index builds: one per core, but no more than ``memory`` bytes of vectors in flight
+    (a build holds about three float32 copies of its matrix: stored, mixed, normalised)."""
+    per_view = max(1, 3 * rows * dim * 4)
+    return max(1, min(views, os.cpu_count() or 1, memory // per_view))
 
 
 def needs_update(collection: Collection) -> bool:
@@ -116,9 +132,23 @@ def save_mix(
     faiss_index.choose(index_type, 0)
     view = View(name, spec, query_spec=query_spec, index_type=index_type)
     with collection.writing():
-        build_index(collection, view)
-        collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type)
+        state = RowState(collection, collection.vector_rows())
+        kind = ann.kind_for(collection, view, len(state.live))
+        verify_vectors(collection, view.layers(collection.num_states))
+        if kind == "flat":  # exact views search the vector files: no index file
+            collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type)
+            return view
+        staged = faiss_index.stage(ann.build(collection, view, kind, state), collection.dir / filenames.INDICES)
+        try:
+            collection.save_view(name, str(spec), str(query_spec) if query_spec else None, index_type, staged)
+        finally:
+            staged[0].unlink(missing_ok=True)
     return view
+
+
+def verify_vectors(collection: Collection, layers: Iterable[int]) -> None:
+    """Refuse to build an index from vector rows whose bytes differ from their checksums."""
+    ann.verify_vectors(collection, layers)
 
 
 def stored_specs(collection: Collection, rows: Sequence[ViewRow] | None = None) -> dict[str, str]:
