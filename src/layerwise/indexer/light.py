@@ -34,6 +34,7 @@ import numpy as np
 from layerwise.errors import ModelNotFound
 from layerwise.indexer import model as model_io
 from layerwise.settings import EncoderSettings
+from layerwise.storage import blas
 from layerwise.types import LayerEmbeddings, ModelIdentity
 
 _ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
@@ -138,9 +139,10 @@ class LightEncoder:
         """Pooled vectors (n, k, d) of the wanted hidden states (default: all), in input order."""
         wanted = tuple(range(self.num_states)) if layers is None else tuple(i % self.num_states for i in layers)
         out = np.zeros((len(texts), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
-        for i, ids in enumerate(self.tokenize(texts)):  # one text at a time: no padding to mask
-            states = self.bert.hidden_states(np.asarray(ids, dtype=np.int64), max(wanted))
-            out[i] = np.stack([_pool(states[s], self.pooling) for s in wanted])  # (k, d)
+        with blas.one_thread():  # a few tokens by 384: BLAS threads cost more than they save
+            for i, ids in enumerate(self.tokenize(texts)):  # one text at a time: no padding to mask
+                states = self.bert.hidden_states(np.asarray(ids, dtype=np.int64), max(wanted))
+                out[i] = np.stack([_pool(states[s], self.pooling) for s in wanted])  # (k, d)
         return LayerEmbeddings(out, wanted, self.identity)
 
 
