@@ -12,9 +12,12 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
   `Collection.commit_batch` (the same append path, no encoder): the real vectors
   of index100k, then perturbed copies of them (v + 0.7 |v| g / sqrt(d),
   g ~ N(0, I) per layer, rescaled to |v|: cosine ~0.82 to the original) up to
-  the size, then every view's index built (IVF-PQ at these sizes), each timed, peak RSS.
+  the size, timed, peak RSS.
+- index100kp, index1m: every view's index built from the stored vectors (IVF-PQ
+  at these sizes) in a process of its own, each view timed, peak RSS: the
+  indexing memory target.
 - measure: a long-running searcher over each collection: warm p50/p99 of one view
-  and of all 7 (query encoding included), its RSS; ANN recall@10 of every layer
+  and of all 7 (query encoding included, and alone), its RSS; ANN recall@10 of every layer
   against exact search over the same rows (200 SciFact queries as queries);
   cold CLI `search` of one view and of all (a new process each, median of 3).
 - churn (1 M): delete 1% of the documents and add them back with the same
@@ -122,23 +125,20 @@ def status() -> dict[str, float]:
 
 
 def build(home: str, source_home: str, name: str, total: str) -> dict[str, Any]:
-    """Write the real vectors and perturbed copies of them (total rows) through commit_batch, then build every view, timed."""
-    from layerwise.storage import ann
+    """Write the real vectors and perturbed copies of them (total rows) through commit_batch, timed (no index yet)."""
     from layerwise.storage.collection import Store
-    from layerwise.storage.rowmap import RowState
-    from layerwise.storage.views import all_views
     from layerwise.types import Document, Passage
 
     source = Store(home=source_home).open("s100k")
     texts = source.passage_spans()
-    rows, doc_ids = texts[0], texts[1]
+    rows = texts[0]
     layers = [source.layer_vectors(i) for i in range(source.num_states)]
     target_store = Store(home=home)
     target = target_store.create(name, source.identity)
     target.set_index_type("auto")  # a new collection's default is flat; auto is IVF-PQ from 50k passages
     rng = np.random.default_rng(0)
     started = time.perf_counter()
-    wanted, written = int(total), 0
+    wanted, written, commit = int(total), 0, 0.0
     with target.writing():
         target.prepare_write()
         for copy in range(-(-wanted // len(rows))):
@@ -152,17 +152,12 @@ def build(home: str, source_home: str, name: str, total: str) -> dict[str, Any]:
                 vectors = raw if copy == 0 else perturb(raw, rng)
                 docs = [Document(f"r{int(r)}-{copy}", "", details[int(r)].text) for r in part]
                 passages = [[Passage(0, d.text, 0, len(d.text))] for d in docs]
+                t0 = time.perf_counter()
                 target.commit_batch(docs, passages, vectors)
-        appended = time.perf_counter() - started
-        state = RowState(target, target.vector_rows())
-        builds = {}
-        for view in all_views(target):
-            t0 = time.perf_counter()
-            ann.update(target, view, state, rebuild=True)
-            builds[view.name] = time.perf_counter() - t0
-        target.mark_indexed()
-    return {"append_seconds": appended, "build_seconds": builds, "rss": status(), "passages": written, "real_passages": len(rows),
-            "sigma": SIGMA}
+                commit += time.perf_counter() - t0
+    appended = time.perf_counter() - started
+    return {"append_seconds": appended, "commit_batch_seconds": commit, "rows_per_second": written / appended,
+            "rss": status(), "passages": written, "real_passages": len(rows), "sigma": SIGMA}
 
 
 def build_indices(home: str, name: str, kind: str, resume: str = "") -> dict[str, Any]:
@@ -213,6 +208,13 @@ def measure(home: str, name: str) -> dict[str, Any]:
         one.append(t1 - t0)
         one_cpu.append(c1 - c0)
     rss_after_search = status()
+    encoder = kb.library.encoder_for(kb.collection.identity) if hasattr(kb, "library") else None
+    encode = []
+    if encoder is not None:
+        for q in texts:
+            t0 = time.perf_counter()
+            encoder.encode([q], list(range(kb.collection.num_states)))
+            encode.append(time.perf_counter() - t0)
     plan = searcher.plan(["all"])
     views = list(plan.dense.values())
     embeddings = searcher.encode(texts, views)
@@ -234,6 +236,7 @@ def measure(home: str, name: str) -> dict[str, Any]:
             np.save(Path(home) / "queries6.npy", vectors)
     return {
         "warm_one_view_ms": percentiles(one), "warm_all_views_ms": percentiles(every),
+        "query_encoding_ms": percentiles(encode) if encode else None, "query_encoder": type(encoder).__name__,
         "warm_one_view_cpu_ms": percentiles(one_cpu), "warm_all_views_cpu_ms": percentiles(every_cpu),
         "index_search_ms_per_query": search_ms, "index_search_cpu_ms_per_query": search_cpu_ms, "kinds": kinds, "recall_at_10": recall,
         "rss_after_searches": rss_after_search, "rss_end": status(), "queries": len(texts),
@@ -371,7 +374,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="/work/scale-data")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
-    parser.add_argument("--stages", default="corpus,index100k,build100k,measure100k,build1m,measure1m,churn,peer")
+    parser.add_argument("--stages", default="corpus,index100k,build100k,index100kp,measure100k,build1m,index1m,measure1m,churn,peer")
     parser.add_argument("--index-extra", default="", help="extra arguments for `layerwise index` at 100k, e.g. '--dtype bf16'")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
@@ -405,10 +408,11 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
     if stage in ("build100k", "build1m"):
         home, name, total = (h100 + "p", "p100k", "100000") if stage == "build100k" else (h1m, "s1m", "1000000")
         seconds, rss, found = step("build", home, h100, name, total)
+        return {**found, "seconds": seconds, "peak_rss_mb": rss}
+    if stage in ("index100kp", "index1m"):
+        home, name = (h100 + "p", "p100k") if stage == "index100kp" else (h1m, "s1m")
+        seconds, rss, found = step("index", home, name, "auto", *(["resume"] if os.environ.get("SCALE_RESUME") else []))
         return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", home, name)[2]}
-    if stage == "index1m":
-        seconds, rss, found = step("index", h1m, "s1m", "auto", *(["resume"] if os.environ.get("SCALE_RESUME") else []))
-        return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", h1m, "s1m")[2]}
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")
         return {**found, "peak_rss_mb": rss}

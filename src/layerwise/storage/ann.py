@@ -158,7 +158,7 @@ def _apply_changes(collection: "Collection", view: StoredView, index: Any, state
     vectors = exact.Vectors(collection, view, state)
     for start in range(0, len(new), exact.CHUNK):
         rows = new[start : start + exact.CHUNK]
-        raw, inverse = vectors.unit_rows(rows)
+        raw, inverse = vectors.read_rows(rows)
         faiss_index.add(index, rows, raw * inverse[:, None])
     return bool(removed or len(new))
 

@@ -50,6 +50,16 @@ class VectorFile:
             f.flush()
             os.fsync(f.fileno())
 
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 (stop - start, dim) read into memory, not mapped: a scan over a whole file this way
+        keeps one block resident, where a mapping would keep every page it touched in the process's RSS."""
+        size = (stop - start) * self.row_bytes
+        with open(self.path, "rb", buffering=0) as f:
+            data = os.pread(f.fileno(), size, start * self.row_bytes)
+        if len(data) != size:
+            raise StorageError(f"{self.path} is shorter than the {stop} committed rows: run `layerwise check --repair`")
+        return np.frombuffer(data, dtype=self.dtype).reshape(stop - start, self.dim)
+
     def read(self, rows: int) -> np.ndarray:
         """A read-only memory map of the first ``rows`` rows, (rows, dim)."""
         if rows == 0:
