@@ -22,7 +22,7 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
   cold CLI `search` of one view and of all (a new process each, median of 3).
 - churn (1 M): delete 1% of the documents and add them back with the same
   vectors; time against a full build; exact results must equal those before.
-- peer (1 M, layer 6): LanceDB (IVF-PQ, the same code size, refine) on the same
+- peer (1 M, layer 6): LanceDB (IVF-PQ, the same code size (d/4 bytes), refine) on the same
   unit vectors: add time, index time, query p50, recall@10, disk bytes.
 
 Disk bytes per passage are read from the files. `uptime` load and the CPU are
@@ -37,6 +37,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -299,7 +300,7 @@ def exact_results(kb: Any, views: list[Any], embeddings: Any, exact_index: Any) 
     return out
 
 
-def peer(home: str, name: str, lance_dir: str) -> dict[str, Any]:
+def peer(home: str, name: str, lance_dir: str, divisor: str = "4") -> dict[str, Any]:
     """LanceDB on the same unit vectors of layer 6: add, IVF-PQ index, query p50, recall@10 against exact, disk."""
     import lancedb
     import pyarrow as pa
@@ -324,12 +325,12 @@ def peer(home: str, name: str, lance_dir: str) -> dict[str, Any]:
             table.add(batch)
     added = time.perf_counter() - t0
     t1 = time.perf_counter()
-    table.create_index(metric="dot", vector_column_name="vector", num_partitions=int(np.sqrt(len(state.live))), num_sub_vectors=d // 8)
+    table.create_index(metric="dot", vector_column_name="vector", num_partitions=int(np.sqrt(len(state.live))), num_sub_vectors=d // int(divisor))  # d/4: layerwise's code size
     indexed = time.perf_counter() - t1
     queries_ = np.load(Path(home) / "queries6.npy")
     truth = np.load(Path(home) / "truth6.npy")
     unitq = queries_ / np.linalg.norm(queries_, axis=1, keepdims=True)
-    out = {"add_seconds": added, "index_seconds": indexed, "settings": {}}
+    out = {"add_seconds": added, "index_seconds": indexed, "pq_bytes": d // int(divisor), "settings": {}}
     for nprobes, refine in ((int(np.sqrt(len(state.live))) // 16, 4), (int(np.sqrt(len(state.live))) // 8, 10)):
         times, cpu, found = [], [], []
         for q in unitq:
@@ -416,8 +417,10 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")
         return {**found, "peak_rss_mb": rss}
-    if stage == "peer":
-        seconds, rss, found = step("peer", h1m, "s1m", str(data / "lance"))
+    if stage in ("peer", "peer48"):  # peer: the same 96-byte codes as layerwise; peer48: LanceDB with 48-byte codes
+        folder, divisor = (data / "lance", "4") if stage == "peer" else (data / "lance48", "8")
+        shutil.rmtree(folder, ignore_errors=True)
+        seconds, rss, found = step("peer", h1m, "s1m", str(folder), divisor)
         return {**found, "peak_rss_mb": rss}
     raise SystemExit(f"unknown stage {stage}")
 

@@ -55,7 +55,7 @@ class AnnIndex:
         self.exact = exact_index
         dead = exact_index.state.dead if self.kind == "hnsw" else np.zeros(0, dtype=np.int64)
         self.params = faiss_index.excluding(self.kind, dead)
-        if self.kind in ("ivf", "ivfpq"):  # files built with nprobe = K/16 search K/8 lists
+        if self.kind in ("ivf", "ivfpq"):  # files built with a smaller nprobe search K/6 lists
             ivf = faiss_index._faiss().extract_index_ivf(index)
             ivf.nprobe = max(ivf.nprobe, faiss_index.nprobe_for(ivf.nlist))
 
