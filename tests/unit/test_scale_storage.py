@@ -284,3 +284,40 @@ def test_readers_open_ann_files_memory_mapped_and_search_them(tmp_path, kind):
         assert type(faiss_index._faiss().downcast_InvertedLists(index.index.invlists)).__name__ == "OnDiskInvertedLists"
     _, rows = index.search(vectors[:5, 2], 1)
     assert rows[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("budget", [0.03, 0.2])
+def test_ivf_queries_visit_lists_nearest_first_until_the_code_budget(tmp_path, monkeypatch, budget):
+    monkeypatch.setattr(ann, "PROBE_BUDGET", budget)
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    col.set_index_type("ivfpq")
+    vectors = _add(col, 0, 3000)
+    update_all(col)
+    index = Searcher(col, lambda _: None).index(layer_views(3, "ivfpq")[1])
+    unit = faiss_index.normalize(vectors[:20, 1])
+    probes = index.probes(unit)
+    _, nearest = index.ivf.quantizer.search(unit, index.max_probe)
+    for lists, used in zip(nearest, probes.tolist()):
+        before = int(index.sizes[lists[: used - 1]].sum())  # codes of the lists visited before the last one
+        assert 1 <= used <= index.max_probe and before < ann.PROBE_BUDGET * index.ntotal
+        assert used == index.max_probe or index.sizes[lists[:used]].sum() >= ann.PROBE_BUDGET * index.ntotal
+    if budget < 0.05:  # 3% of 3,000 codes is one or two of the 54 lists: the budget, not the K/12 cap, stops them
+        assert probes.max() < index.max_probe
+    _, rows = index.search(vectors[:20, 1], 1)
+    assert rows[:, 0].tolist() == list(range(20))  # each stored vector finds itself after exact rescoring
+
+
+def test_one_search_ranks_several_dense_views_in_threads_as_one_at_a_time(tmp_path, monkeypatch):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 200, passages_each=2)
+    searcher = Searcher(col, lambda _: None)
+    views = layer_views(3)
+    embeddings = LayerEmbeddings(np.random.default_rng(7).normal(size=(4, 3, 16)).astype(np.float32), (0, 1, 2), IDENTITY)
+    threaded = searcher._rank_dense(views, embeddings, 10, progress=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    serial = searcher._rank_dense(views, embeddings, 10, progress=False)
+    assert list(threaded) == [v.name for v in views]
+    for name in serial:
+        for a, b in zip(threaded[name], serial[name]):
+            np.testing.assert_array_equal(a.docs, b.docs)
+            np.testing.assert_array_equal(a.rows, b.rows)
