@@ -62,7 +62,7 @@ class AnnIndex:
         self.exact = exact_index
         dead = exact_index.state.dead if self.kind == "hnsw" else np.zeros(0, dtype=np.int64)
         self.params = faiss_index.excluding(self.kind, dead)
-        self.ivf = faiss_index._faiss().extract_index_ivf(index) if self.kind in ("ivf", "ivfpq") else None
+        self.ivf = _cpu_ivf(index) if self.kind in ("ivf", "ivfpq") else None
         if self.ivf is not None:
             lists = self.ivf.invlists
             self.sizes = np.asarray([lists.list_size(i) for i in range(self.ivf.nlist)], dtype=np.int64)  # (K,)
@@ -91,6 +91,14 @@ class AnnIndex:
         _, nearest = self.ivf.quantizer.search(np.ascontiguousarray(unit, dtype=np.float32), self.max_probe)  # (q, P)
         scanned = np.cumsum(self.sizes[np.maximum(nearest, 0)], axis=1)  # (q, P)
         return np.minimum(self.max_probe, 1 + np.count_nonzero(scanned < PROBE_BUDGET * max(self.ntotal, 1), axis=1))
+
+
+def _cpu_ivf(index: Any) -> Any:
+    """The IndexIVF inside a CPU index, or None (a GPU copy keeps its own nprobe)."""
+    try:
+        return faiss_index._faiss().extract_index_ivf(index)
+    except RuntimeError:
+        return None
 
 
 def kind_for(collection: "Collection", view: StoredView, live: int) -> str:
