@@ -294,7 +294,7 @@ def _checked_max_tokens(asked: int | None, limit: int, tokenizer: object) -> int
     """The passage length: the model's limit unless asked for less; too long or too short is refused."""
     if asked is None:
         return limit
-    floor = tokenizer.num_special_tokens_to_add(pair=False) + 8  # type: ignore[attr-defined]
+    floor = tokenizer.num_special_tokens_to_add(pair=False) + 1  # type: ignore[attr-defined]  # room for one text token
     if not floor <= asked <= limit:
         raise UsageError(f"--max-tokens {asked} is out of range: this model takes {floor}..{limit} tokens per passage")
     return asked
