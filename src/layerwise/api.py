@@ -124,7 +124,10 @@ class Library:
             overlap = 32 if overlap is None else overlap
             check_splitting(encoder, overlap, max_passages)  # before anything is stored
             collection = self.store.create(name, encoder.identity, vector_dtype or "float32", overlap, max_passages)
-            return KnowledgeBase(self, collection, settings, created=True)
+            base = KnowledgeBase(self, collection, settings, created=True)
+            with self._lock:  # the same encoder under the settings the collection's identity fills in: no second load
+                self._encoders.setdefault(base.settings(), encoder)
+            return base
         _refuse_changes(collection, overlap=overlap, max_passages=max_passages, vector_dtype=vector_dtype)
         return KnowledgeBase(self, collection, settings)
 
