@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from layerwise.errors import LayerRangeError, UsageError
-from layerwise.indexer import model as model_io
+from layerwise.indexer import lean, model as model_io
 from layerwise.indexer.batching import Batch, DeviceSink, Feed, HostSink, assemble, plan_batches
 from layerwise.indexer.device import default_max_batch, default_token_budget, resolve_device, resolve_dtype
 from layerwise.indexer.graphs import QueryGraphs
@@ -112,6 +112,11 @@ class Encoder:
         return FastTokenizer(self.tokenizer, self.max_tokens)
 
     @cached_property
+    def lean_pass(self) -> lean.LeanBert | None:
+        """The lean one-text pass on the CPU (queries), where the model allows it."""
+        return lean.of(self.model, self.device, self.dtype) if self._modules is not None else None
+
+    @cached_property
     def graphs(self) -> QueryGraphs:
         return QueryGraphs(self._forward_unpadded, self.device)
 
@@ -134,6 +139,9 @@ class Encoder:
     ) -> LayerEmbeddings:
         """Pooled vectors of the given hidden states (default: all) for each text, in input order."""
         wanted = self.states(layers)
+        if len(texts) == 1 and self.lean_pass is not None:  # a query: no batching machinery, no module overhead
+            vectors = self.lean_pass.pooled(self.tokenize(texts)[0], wanted, self.pooling)  # (k, d)
+            return LayerEmbeddings(vectors.numpy()[None], wanted, self.identity)
         if len(texts) == 1 and self.query_graphs:
             vectors = self._graph_encode(texts[0], wanted)
             if vectors is not None:
