@@ -157,12 +157,12 @@ class _Api:
         q: Annotated[str, Query(description="The query text.")],
         view: Annotated[list[str] | None, Query(description="View specs (repeatable): -1, all, mean(-4:), bm25, rrf(bm25 | -1), a stored name.")] = None,
         k: Annotated[int, Query(description="Documents per view (at most 1000).")] = 10,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """Top-k documents of every view the specs name, one query encoding for all (default: the default view)."""
         self._check(q, view)
-        return self.base(name).search_views(q, view or None, k).to_dict()
+        return JSONResponse(self.base(name).search_views(q, view or None, k).to_dict())  # json.dumps once: no jsonable_encoder walk over every hit
 
-    def search_body(self, name: str, request: Annotated[SearchRequest, Body()]) -> dict[str, Any]:
+    def search_body(self, name: str, request: Annotated[SearchRequest, Body()]) -> JSONResponse:
         """The same search with a JSON body, for long queries or many views."""
         return self.search(name, request.query, request.views, request.k)
 
@@ -172,10 +172,10 @@ class _Api:
         q: Annotated[str, Query(description="The query text.")],
         view: Annotated[list[str] | None, Query(description="View specs (repeatable; default: all layers).")] = None,
         k: Annotated[int, Query(description="Documents per view (at most 1000).")] = 10,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """Top-k of several views side by side and the Jaccard@k matrix of every pair."""
         self._check(q, view)
-        return self.base(name).compare(q, view or "all", k).to_dict()
+        return JSONResponse(self.base(name).compare(q, view or "all", k).to_dict())
 
     def runs(self, name: str) -> dict[str, Any]:
         """Stored evaluation runs, newest first."""
