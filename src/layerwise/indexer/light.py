@@ -284,7 +284,7 @@ class NumpyBert:
         with safe_open(str(weights_path), framework="np") as handle:
             keys = list(handle.keys())
             prefix = "bert." if any(k.startswith("bert.embeddings.") for k in keys) else ""
-            raw = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32) for k in keys if k.startswith(prefix)}
+            raw = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32, copy=False) for k in keys if k.startswith(prefix)}
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = np.float32(config.get("layer_norm_eps", 1e-12))
