@@ -96,9 +96,20 @@ def test_torch_takes_over_once_the_run_passes_the_threshold(cache: Path, encoder
     assert loads.count == 0
     later = stage.encode_ids(ids[2:])  # past the threshold: torch, loaded once, exactly its vectors
     assert loads.count == 1 and stage.loaded is encoder
+    assert stage.light is None, "the numpy weights are let go"
     np.testing.assert_array_equal(later.vectors, encoder.encode_ids(ids[2:]).vectors)
     stage.encode_ids(ids[:1])
     assert loads.count == 1, "torch stays once loaded"
+
+
+def test_many_short_texts_go_to_torch(cache: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(staged, "LIGHT_TEXTS", 3)
+    loads = Loads(encoder)
+    stage = staged.load(EncoderSettings(device="cpu"), loads)
+    stage.encode_ids(_ids(encoder, TEXTS[:3]))
+    assert loads.count == 0 and stage.light_texts == 3
+    stage.encode_ids(_ids(encoder, TEXTS[1:2]))
+    assert loads.count == 1
 
 
 def test_a_torch_encoder_of_another_identity_is_refused(cache: Path, encoder: Encoder, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch):

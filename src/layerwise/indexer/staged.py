@@ -5,10 +5,12 @@ transformers and running ``from_pretrained``, to encode what the numpy BERT of
 ``light.py`` encodes in 0.1 s. A :class:`StagedEncoder` answers everything the
 indexing pipeline asks of an encoder (identity, tokenizer, lengths) from the
 light encoder and the model facts a full load remembered, and encodes with it
-while the run's passages add up to at most ``LIGHT_TOKENS`` tokens; the first call
-that would pass that loads the torch encoder (once, through the library's cache),
-which encodes everything from then on. A large run therefore pays nothing extra:
-its first batch (up to 2,048 passages) already goes to torch.
+while the run's passages add up to at most ``LIGHT_TOKENS`` tokens in at most
+``LIGHT_TEXTS`` texts; the first call that would pass either loads the torch
+encoder (once, through the library's cache), which encodes everything from then
+on. A large run therefore pays nothing extra: its first batch (up to 2,048
+passages) already goes to torch. Once torch is loaded the numpy weights are let
+go, so a large run holds one copy of the model.
 
 The two encoders give the same vectors within 1e-5 (tests), so a collection whose
 first passages came from numpy and later ones from torch is consistent to that
@@ -32,10 +34,13 @@ from layerwise.types import LayerEmbeddings
 if TYPE_CHECKING:
     from layerwise.indexer.encoder import Encoder
 
-# Tokens a run encodes with numpy before it loads torch: 32 full passages of the default model.
-# numpy takes ~0.10 s of CPU per 256-token passage, torch ~0.06 s after ~3.8 s of imports and
-# loading (2-core Xeon): numpy is cheaper up to ~80 such passages.
+# What a run encodes with numpy before it loads torch: at most 8192 tokens (32 full passages of the
+# default model) in at most 128 texts. On the 2-core Xeon numpy took ~0.10 s of CPU per 256-token
+# passage, torch ~0.06 s after ~3.8 s of imports and loading, so numpy is cheaper up to ~80 such
+# passages; numpy runs one text at a time and reads every weight per text (~10 ms for a short one
+# under load), so many short texts go to torch, which batches them.
 LIGHT_TOKENS = 8192
+LIGHT_TEXTS = 128
 
 
 def load(settings: EncoderSettings, full: Callable[[], Encoder]) -> StagedEncoder | None:
@@ -52,13 +57,13 @@ def load(settings: EncoderSettings, full: Callable[[], Encoder]) -> StagedEncode
 
 
 class StagedEncoder:
-    """An index run's encoder: the light encoder for the first LIGHT_TOKENS tokens, then the torch one."""
+    """An index run's encoder: the light encoder for the first LIGHT_TOKENS tokens (LIGHT_TEXTS texts), then torch."""
 
     def __init__(
         self, light_encoder: light.LightEncoder, calls: light.TokenizerCalls, settings: EncoderSettings,
         full: Callable[[], Encoder],
     ) -> None:
-        self.light = light_encoder
+        self.light: light.LightEncoder | None = light_encoder
         self.tokenizer = calls
         self.settings = settings
         self.path = light_encoder.path
@@ -70,7 +75,8 @@ class StagedEncoder:
         self.identity = light_encoder.identity
         self._load_full = full
         self._full: Encoder | None = None
-        self.light_tokens = 0  # tokens encoded by numpy so far
+        self.light_tokens = 0  # tokens and texts encoded by numpy so far
+        self.light_texts = 0
 
     @property
     def loaded(self) -> Encoder | None:
@@ -85,6 +91,7 @@ class StagedEncoder:
                 raise RuntimeError(f"the torch encoder's identity {encoder.identity} differs from the remembered "
                                    f"{self.identity}: clear {model_io.cache_dir() / 'models'} and index again")
             self._full = encoder
+            self.light = None  # its weights are not needed any more
         return self._full
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -115,7 +122,8 @@ class StagedEncoder:
         """As the torch encoder's ``encode_ids``: numpy while the run stays within LIGHT_TOKENS tokens."""
         wanted = self.states(layers)
         tokens = sum(map(len, token_ids))
-        if self._full is None and self.light_tokens + tokens <= LIGHT_TOKENS:
+        if self.light is not None and self.light_tokens + tokens <= LIGHT_TOKENS and self.light_texts + len(token_ids) <= LIGHT_TEXTS:
             self.light_tokens += tokens
+            self.light_texts += len(token_ids)
             return self.light.encode_ids(token_ids, wanted)
         return self.full().encode_ids(token_ids, wanted, progress)
