@@ -84,7 +84,8 @@ class Encoder:
         self.pooling = settings.pooling or "mean"
         config = self.model.config
         limit = model_io.max_tokens_of(self.path, config, self.tokenizer)
-        self.max_tokens = _checked_max_tokens(settings.max_tokens, limit, self.tokenizer)
+        self.model_limit = limit
+        self.max_tokens = model_io.checked_max_tokens(settings.max_tokens, limit, self.tokenizer)
         self.token_budget = settings.token_budget or default_token_budget(self.device)
         self.max_batch = default_max_batch(self.device)
         self.workers = settings.workers or ((os.cpu_count() or 1) if self.device.type == "cpu" else 1)
@@ -296,16 +297,6 @@ class Encoder:
         """Fallback for architectures whose layers cannot be located: all hidden states at once."""
         states = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         return torch.stack([pool(states[i], mask, self.pooling) for i in wanted], dim=1)  # (B, k, d)
-
-
-def _checked_max_tokens(asked: int | None, limit: int, tokenizer: object) -> int:
-    """The passage length: the model's limit unless asked for less; too long or too short is refused."""
-    if asked is None:
-        return limit
-    floor = tokenizer.num_special_tokens_to_add(pair=False) + 1  # type: ignore[attr-defined]  # room for one text token
-    if not floor <= asked <= limit:
-        raise UsageError(f"--max-tokens {asked} is out of range: this model takes {floor}..{limit} tokens per passage")
-    return asked
 
 
 QUANTIZATIONS = ("int8",)

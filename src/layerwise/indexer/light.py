@@ -17,21 +17,32 @@ the light encoder off (bench/coldstart.py compares the two that way).
 
 Per query it costs about what the torch encoder does on one thread; the service
 layer uses it for one-shot processes, and a server (which loads torch anyway and
-may index) keeps the full encoder.
+may index) keeps the full encoder. An indexing run encodes its first passages with
+it too (``indexer/staged.py``), through :class:`TokenizerCalls`, the few calls of a
+Hugging Face fast tokenizer that the passage splitter makes, answered by the Rust
+tokenizer itself.
+
+NumPy's OpenBLAS runs one thread per core and spins while it waits: on a busy
+machine a passage's small matrix products then took 20 times longer (1.8 s of CPU
+against 0.1 s). The forward pass therefore keeps BLAS to one thread and runs one
+text per core instead, as the torch encoder does on the CPU.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from layerwise.errors import ModelNotFound
+from layerwise.errors import ModelNotFound, UsageError
 from layerwise.indexer import model as model_io
 from layerwise.settings import EncoderSettings
 from layerwise.types import LayerEmbeddings, ModelIdentity
@@ -124,11 +135,20 @@ class LightEncoder:
             dim=int(facts["dim"]),
             quantize=None,
         )
+        self.model_limit = limit
+        self.facts = facts
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.pad_id = int(facts.get("pad_token_id", 0))
         self.bert = NumpyBert(folder / "model.safetensors", config)
+
+    @cached_property
+    def calls(self) -> TokenizerCalls:
+        """This model's tokenizer answering the splitter's calls (a second instance: this one truncates)."""
+        from tokenizers import Tokenizer
+
+        return TokenizerCalls(Tokenizer.from_file(str(Path(self.path) / "tokenizer.json")))
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with special tokens, truncated to max_tokens, as the fast tokenizer gives them."""
@@ -136,12 +156,110 @@ class LightEncoder:
 
     def encode(self, texts: Sequence[str], layers: Sequence[int] | None = None, progress: bool = False) -> LayerEmbeddings:
         """Pooled vectors (n, k, d) of the wanted hidden states (default: all), in input order."""
+        return self.encode_ids(self.tokenize(texts), layers)
+
+    def encode_ids(
+        self, token_ids: Sequence[Sequence[int]], layers: Sequence[int] | None = None, progress: bool = False
+    ) -> LayerEmbeddings:
+        """As ``encode`` for texts already tokenised (special tokens included, at most max_tokens each)."""
+        too_long = next((i for i, t in enumerate(token_ids) if not 0 < len(t) <= self.max_tokens), None)
+        if too_long is not None:
+            raise UsageError(f"token ids {too_long} hold {len(token_ids[too_long])} tokens: "
+                             f"each input needs 1..{self.max_tokens} (max_tokens)")
         wanted = tuple(range(self.num_states)) if layers is None else tuple(i % self.num_states for i in layers)
-        out = np.zeros((len(texts), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
-        for i, ids in enumerate(self.tokenize(texts)):  # one text at a time: no padding to mask
-            states = self.bert.hidden_states(np.asarray(ids, dtype=np.int64), max(wanted))
+        out = np.zeros((len(token_ids), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
+
+        def run(i: int) -> None:  # one text at a time: no padding to mask
+            states = self.bert.hidden_states(np.asarray(token_ids[i], dtype=np.int64), max(wanted))
             out[i] = np.stack([_pool(states[s], self.pooling) for s in wanted])  # (k, d)
+
+        workers = min(os.cpu_count() or 1, len(token_ids))
+        with _one_blas_thread():
+            if workers <= 1:
+                for i in range(len(token_ids)):
+                    run(i)
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(run, range(len(token_ids))))
         return LayerEmbeddings(out, wanted, self.identity)
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """NumPy's BLAS on one thread for the block (threadpoolctl; where it is missing, as configured)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - an install without it
+        limits: Any = nullcontext()
+    else:
+        limits = threadpool_limits(1, user_api="blas")
+    with limits:
+        yield
+
+
+class TokenizerCalls:
+    """The calls of a Hugging Face fast tokenizer that the passage splitter (passages.py) and the
+    max-tokens check make, answered by the Rust tokenizer it wraps: the same ids, offsets and word
+    ids (transformers calls the same ``encode_batch``), without importing transformers.
+
+    Like the fast tokenizer, a call pads nothing and truncates only when asked to; ``verbose`` is
+    accepted and ignored.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        backend.no_padding()
+        backend.no_truncation()
+        self.backend_tokenizer = backend
+        self._truncating: dict[int, Any] = {}
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return int(self.backend_tokenizer.num_special_tokens_to_add(pair))
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.backend_tokenizer.get_vocab(with_added_tokens=True)
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        *,
+        add_special_tokens: bool = True,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_offsets_mapping: bool = False,
+        verbose: bool = True,
+    ) -> Encoded:
+        if truncation and max_length is None:
+            raise ValueError("truncation needs max_length here (the model's limit is not known to these calls)")
+        backend = self._truncated(max_length) if truncation else self.backend_tokenizer
+        single = isinstance(text, str)
+        encodings = backend.encode_batch([text] if single else list(text), add_special_tokens=add_special_tokens)
+        return Encoded(encodings, single)
+
+    def _truncated(self, max_length: int | None) -> Any:
+        """A copy of the tokenizer that truncates to max_length (the plain one stays as it is)."""
+        from tokenizers import Tokenizer
+
+        assert max_length is not None
+        if max_length not in self._truncating:
+            copy = Tokenizer.from_str(self.backend_tokenizer.to_str())
+            copy.no_padding()
+            copy.enable_truncation(max_length=max_length)
+            self._truncating[max_length] = copy
+        return self._truncating[max_length]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What a tokenizer call returns: ``encodings`` and ``["input_ids"]`` (one list for a single text)."""
+
+    encodings: list[Any]
+    single: bool
+
+    def __getitem__(self, key: str) -> Any:
+        if key != "input_ids":
+            raise KeyError(key)
+        ids = [list(e.ids) for e in self.encodings]
+        return ids[0] if self.single else ids
 
 
 def _pool(hidden: np.ndarray, method: str) -> np.ndarray:
@@ -166,7 +284,7 @@ class NumpyBert:
         with safe_open(str(weights_path), framework="np") as handle:
             keys = list(handle.keys())
             prefix = "bert." if any(k.startswith("bert.embeddings.") for k in keys) else ""
-            raw = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32) for k in keys if k.startswith(prefix)}
+            raw = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32, copy=False) for k in keys if k.startswith(prefix)}
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = np.float32(config.get("layer_norm_eps", 1e-12))
