@@ -33,7 +33,7 @@ from layerwise.storage import arrays, check as checking, faiss_index
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.report import describe
 from layerwise.storage.views import rebuild_all, save_fusion, save_mix, stored_specs
-from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
+from layerwise.types import JSON_SCHEMA_VERSION, Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 if TYPE_CHECKING:
     from layerwise.indexer.token_export import ExportSummary
@@ -52,7 +52,7 @@ class IndexReport:
     inputs: InputReport = field(default_factory=InputReport)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": 1, "collection": self.collection, **self.summary.__dict__, "read": self.inputs.read,
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": self.collection, **self.summary.__dict__, "read": self.inputs.read,
                 "skipped": self.inputs.skipped, "warnings": self.inputs.warnings}
 
 
@@ -337,7 +337,7 @@ class KnowledgeBase:
         return self.collection.default_view() or DEFAULT_VIEW
 
     def info(self) -> dict[str, Any]:
-        return {"schema_version": 1, **describe(self.collection)}
+        return {"schema_version": JSON_SCHEMA_VERSION, **describe(self.collection)}
 
     def views(self) -> list[dict[str, str]]:
         """Every layer view and every stored view, with its spec."""

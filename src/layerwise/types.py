@@ -16,6 +16,8 @@ import numpy as np
 
 from layerwise.errors import LayerRangeError
 
+JSON_SCHEMA_VERSION = 1  # of every --json output and HTTP answer, documented in docs/json.md
+
 
 @dataclass(frozen=True)
 class Document:

@@ -25,9 +25,8 @@ from layerwise.search.ranking import Ranking, RowMap
 from layerwise.storage import bm25, faiss_index
 from layerwise.storage.collection import Collection
 from layerwise.storage.views import View, build_index
-from layerwise.types import Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
+from layerwise.types import JSON_SCHEMA_VERSION, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
-SCHEMA_VERSION = 1  # of every result's to_dict(), documented in docs/json.md
 MAX_K = 1_000
 FUSION_DEPTH = 100  # documents of each member a fusion combines
 
@@ -46,7 +45,7 @@ class SearchResult:
         return self.results[view] if view is not None else next(iter(self.results.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "collection": self.collection, "query": self.query, "k": self.k,
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": self.collection, "query": self.query, "k": self.k,
                 "results": [{"view": v, "hits": [h.to_dict() for h in hits]} for v, hits in self.results.items()]}
 
 

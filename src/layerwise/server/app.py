@@ -30,6 +30,7 @@ from layerwise.api import KnowledgeBase, Library
 from layerwise.errors import LayerwiseError, UsageError
 from layerwise.server.security import BodyLimit, Limits, bearer_ok, error_body
 from layerwise.storage.collection import validate_collection_name
+from layerwise.types import JSON_SCHEMA_VERSION
 
 log = logging.getLogger("layerwise.server")
 
@@ -136,11 +137,11 @@ class _Api:
 
     def health(self) -> dict[str, Any]:
         """Liveness, version and how many collections the home holds."""
-        return {"schema_version": 1, "status": "ok", "version": __version__, "collections": len(self.library.names())}
+        return {"schema_version": JSON_SCHEMA_VERSION, "status": "ok", "version": __version__, "collections": len(self.library.names())}
 
     def collections(self) -> dict[str, Any]:
         """The names of every collection in the home."""
-        return {"schema_version": 1, "collections": self.library.names()}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collections": self.library.names()}
 
     def info(self, name: str) -> dict[str, Any]:
         """What `layerwise info` shows: model, counts, bytes, views, default view."""
@@ -149,7 +150,7 @@ class _Api:
     def views(self, name: str) -> dict[str, Any]:
         """Every layer view and stored view, and the default view."""
         kb = self.base(name)
-        return {"schema_version": 1, "collection": kb.name, "default_view": kb.default_view, "views": kb.views()}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": kb.name, "default_view": kb.default_view, "views": kb.views()}
 
     def search(
         self,
@@ -180,7 +181,7 @@ class _Api:
     def runs(self, name: str) -> dict[str, Any]:
         """Stored evaluation runs, newest first."""
         kb = self.base(name)
-        return {"schema_version": 1, "collection": kb.name, "runs": kb.runs()}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": kb.name, "runs": kb.runs()}
 
     def add(self, name: str, request: Annotated[AddRequest, Body()]) -> dict[str, Any]:
         """Index documents (new and changed ones are encoded); with create, make the collection first."""
@@ -196,7 +197,7 @@ class _Api:
     def delete(self, name: str, request: Annotated[DeleteRequest, Body()]) -> dict[str, Any]:
         """Remove documents by id and rebuild the indices from the stored vectors."""
         kb = self.base(name)
-        return {"schema_version": 1, "collection": kb.name, "deleted": kb.delete(request.ids)}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": kb.name, "deleted": kb.delete(request.ids)}
 
     def _check(self, query: str, views: list[str] | None) -> None:
         if len(query) > self.limits.max_query_chars:
