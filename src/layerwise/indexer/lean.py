@@ -18,11 +18,11 @@ the caller keeps the full forward pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from layerwise.indexer.bert_weights import BlockWeights
 from layerwise.indexer.pooling import pool
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -31,34 +31,6 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "relu": F.relu,
 }
-
-
-@dataclass(frozen=True)
-class _Block:
-    """One transformer block's tensors, in torch.nn.Linear's (out, in) layout."""
-
-    qkv: torch.Tensor  # (3d, d)
-    qkv_bias: torch.Tensor  # (3d,)
-    out: torch.Tensor  # (d, d)
-    out_bias: torch.Tensor
-    norm1: tuple[torch.Tensor, torch.Tensor]
-    inner: torch.Tensor  # (i, d)
-    inner_bias: torch.Tensor
-    down: torch.Tensor  # (d, i)
-    down_bias: torch.Tensor
-    norm2: tuple[torch.Tensor, torch.Tensor]
-
-    @classmethod
-    def of(cls, layer: torch.nn.Module) -> _Block:
-        attention, parts = layer.attention, (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value)
-        return cls(
-            torch.cat([p.weight for p in parts]).contiguous(), torch.cat([p.bias for p in parts]),
-            attention.output.dense.weight, attention.output.dense.bias,
-            (attention.output.LayerNorm.weight, attention.output.LayerNorm.bias),
-            layer.intermediate.dense.weight, layer.intermediate.dense.bias,
-            layer.output.dense.weight, layer.output.dense.bias,
-            (layer.output.LayerNorm.weight, layer.output.LayerNorm.bias),
-        )
 
 
 class LeanBert:
@@ -74,8 +46,9 @@ class LeanBert:
         self.words, self.positions = e.word_embeddings.weight, e.position_embeddings.weight  # (V, d), (P, d)
         self.token_type = e.token_type_embeddings.weight[0]  # (d,): BERT's segment 0
         self.norm = (e.LayerNorm.weight, e.LayerNorm.bias)
+        weights = {name.removeprefix("bert."): tensor.detach() for name, tensor in model.named_parameters()}
         with torch.inference_mode():
-            self.blocks = [_Block.of(layer) for layer in model.encoder.layer]
+            self.blocks = [BlockWeights.of(weights, i, torch.cat, _as_is) for i in range(int(config.num_hidden_layers))]
 
     @torch.inference_mode()
     def pooled(self, ids: Sequence[int], wanted: Sequence[int], method: str) -> torch.Tensor:
@@ -89,7 +62,7 @@ class LeanBert:
             x = states[index] = self._block(x, block)  # (T, d)
         return torch.cat([pool(states[i][None], mask, method) for i in wanted])  # (k, d)
 
-    def _block(self, x: torch.Tensor, b: _Block) -> torch.Tensor:
+    def _block(self, x: torch.Tensor, b: BlockWeights[torch.Tensor]) -> torch.Tensor:
         """Self-attention and feed-forward, each with its residual and LayerNorm: (T, d) -> (T, d)."""
         tokens, size = x.shape[0], self.dim // self.heads
         q, k, v = F.linear(x, b.qkv, b.qkv_bias).view(tokens, 3, self.heads, size).permute(1, 2, 0, 3)  # 3 x (h, T, s)
@@ -97,6 +70,11 @@ class LeanBert:
         x = F.layer_norm(x + F.linear(context, b.out, b.out_bias), (self.dim,), *b.norm1, self.eps)  # (T, d)
         inner = self.act(F.linear(x, b.inner, b.inner_bias))  # (T, i)
         return F.layer_norm(x + F.linear(inner, b.down, b.down_bias), (self.dim,), *b.norm2, self.eps)  # (T, d)
+
+
+def _as_is(matrix: torch.Tensor) -> torch.Tensor:
+    """torch.nn.functional.linear takes the (out, in) layout the model stores."""
+    return matrix
 
 
 def of(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> LeanBert | None:
@@ -114,5 +92,5 @@ def of(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> Lean
         return None
     try:
         return LeanBert(model)
-    except AttributeError:  # a BERT-typed model laid out differently
+    except (AttributeError, KeyError):  # a BERT-typed model laid out differently
         return None

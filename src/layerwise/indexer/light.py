@@ -44,6 +44,7 @@ import numpy as np
 
 from layerwise.errors import ModelNotFound, UsageError
 from layerwise.indexer import model as model_io
+from layerwise.indexer.bert_weights import BlockWeights
 from layerwise.settings import EncoderSettings
 from layerwise.types import LayerEmbeddings, ModelIdentity
 
@@ -292,7 +293,7 @@ class NumpyBert:
         self.embeddings = {name: raw[f"embeddings.{name}"] for name in
                            ("word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight",
                             "LayerNorm.weight", "LayerNorm.bias")}
-        self.blocks = [_Block.of(raw, f"encoder.layer.{i}.") for i in range(self.layers)]
+        self.blocks = [BlockWeights.of(raw, i, np.concatenate, _transposed) for i in range(self.layers)]
 
     def hidden_states(self, ids: np.ndarray, deepest: int) -> list[np.ndarray]:
         """Hidden states 0..deepest, each (T, d), of token ids (T,)."""
@@ -302,51 +303,28 @@ class NumpyBert:
         x = _layer_norm(x, e["LayerNorm.weight"], e["LayerNorm.bias"], self.eps)
         states = [x]
         for block in self.blocks[: min(deepest, self.layers)]:
-            x = block(x, self.heads, self.eps, self.act)
+            x = _block(block, x, self.heads, self.eps, self.act)
             states.append(x)
         return states
 
 
-@dataclass(frozen=True)
-class _Block:
-    """One transformer block's weights, transposed to (in, out)."""
+def _block(b: BlockWeights[np.ndarray], x: np.ndarray, heads: int, eps: np.float32, act: str) -> np.ndarray:
+    """Self-attention and feed-forward, each with its residual and LayerNorm."""
+    tokens, dim = x.shape
+    size = dim // heads
+    qkv = (x @ b.qkv + b.qkv_bias).reshape(tokens, 3, heads, size).transpose(1, 2, 0, 3)  # (3, h, T, s)
+    scores = qkv[0] @ qkv[1].transpose(0, 2, 1) / np.float32(np.sqrt(size))  # (h, T, T)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))  # (h, T, T)
+    scores /= scores.sum(axis=-1, keepdims=True)
+    context = (scores @ qkv[2]).transpose(1, 0, 2).reshape(tokens, dim)  # (T, d)
+    x = _layer_norm(x + context @ b.out + b.out_bias, *b.norm1, eps)  # (T, d)
+    inner = _activate(x @ b.inner + b.inner_bias, act)  # (T, i)
+    return _layer_norm(x + inner @ b.down + b.down_bias, *b.norm2, eps)  # (T, d)
 
-    qkv: np.ndarray  # (d, 3d)
-    qkv_bias: np.ndarray  # (3d,)
-    out: np.ndarray  # (d, d)
-    out_bias: np.ndarray
-    norm1: tuple[np.ndarray, np.ndarray]
-    inner: np.ndarray  # (d, i)
-    inner_bias: np.ndarray
-    down: np.ndarray  # (i, d)
-    down_bias: np.ndarray
-    norm2: tuple[np.ndarray, np.ndarray]
 
-    @classmethod
-    def of(cls, w: dict[str, np.ndarray], p: str) -> _Block:
-        a = p + "attention."
-        qkv = np.concatenate([w[f"{a}self.{n}.weight"] for n in ("query", "key", "value")])  # (3d, d)
-        return cls(
-            np.ascontiguousarray(qkv.T), np.concatenate([w[f"{a}self.{n}.bias"] for n in ("query", "key", "value")]),
-            np.ascontiguousarray(w[a + "output.dense.weight"].T), w[a + "output.dense.bias"],
-            (w[a + "output.LayerNorm.weight"], w[a + "output.LayerNorm.bias"]),
-            np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
-            np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
-            (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
-        )
-
-    def __call__(self, x: np.ndarray, heads: int, eps: np.float32, act: str) -> np.ndarray:
-        """Self-attention and feed-forward, each with its residual and LayerNorm."""
-        tokens, dim = x.shape
-        size = dim // heads
-        qkv = (x @ self.qkv + self.qkv_bias).reshape(tokens, 3, heads, size).transpose(1, 2, 0, 3)  # (3, h, T, s)
-        scores = qkv[0] @ qkv[1].transpose(0, 2, 1) / np.float32(np.sqrt(size))  # (h, T, T)
-        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))  # (h, T, T)
-        scores /= scores.sum(axis=-1, keepdims=True)
-        context = (scores @ qkv[2]).transpose(1, 0, 2).reshape(tokens, dim)  # (T, d)
-        x = _layer_norm(x + context @ self.out + self.out_bias, *self.norm1, eps)  # (T, d)
-        inner = _activate(x @ self.inner + self.inner_bias, act)  # (T, i)
-        return _layer_norm(x + inner @ self.down + self.down_bias, *self.norm2, eps)  # (T, d)
+def _transposed(matrix: np.ndarray) -> np.ndarray:
+    """A torch.nn.Linear weight (out, in) as a contiguous (in, out) matrix, so a product is x @ w."""
+    return np.ascontiguousarray(matrix.T)
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: np.float32) -> np.ndarray:
