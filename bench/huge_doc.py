@@ -6,7 +6,8 @@
 Writes a single-line .txt of ``--mb`` megabytes (pseudo-random English words,
 numbers and punctuation, fixed seed) in a temporary folder, then runs
 `layerwise index` on it in a fresh child process per run and reads that child's
-peak RSS (wait4 rusage) and wall time:
+peak RSS and CPU time (user + system, wait4 rusage: what other jobs on a shared
+machine do not inflate) and wall time:
 
 - tiny: a 1 kB document, the same command: start-up (imports, model load) and
   the fixed cost of a run, to subtract from the others;
@@ -92,8 +93,9 @@ def run_index(path: Path, home: Path, extra: list[str]) -> dict:
     if status != 0:
         raise SystemExit(f"{' '.join(command)} failed with status {status}")
     summary = json.loads(out)
-    return {"args": extra, "wall_s": round(seconds, 2), "index_s": round(summary["seconds"], 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "passages": summary["passages"]}
+    return {"args": extra, "wall_s": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "index_s": round(summary["seconds"], 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "passages": summary["passages"], "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
 
 
 BASELINE = """

@@ -23,7 +23,7 @@ from layerwise.errors import CollectionNotFound, UsageError
 from layerwise.evaluation.evaluation import Evaluation, evaluate
 from layerwise.evaluation.diagnostics import Diagnostics, diagnose
 from layerwise.evaluation.runs import RunDiff, StoredRun, diff_runs, list_runs, load_run, save_run, stored_runs
-from layerwise.indexer import light
+from layerwise.indexer import light, staged
 from layerwise.indexer.inputs import InputReport, TableColumns, read_documents, read_texts
 from layerwise.indexer.light import LightEncoder
 from layerwise.indexer.pipeline import IndexSummary, check_batch_docs, check_splitting, index_documents
@@ -33,7 +33,7 @@ from layerwise.storage import arrays, check as checking, compaction, faiss_index
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.report import describe
 from layerwise.storage.views import all_views, save_fusion, save_mix, stored_specs, update_all
-from layerwise.types import Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
+from layerwise.types import JSON_SCHEMA_VERSION, Document, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
 if TYPE_CHECKING:
     from layerwise.indexer.token_export import ExportSummary
@@ -52,7 +52,7 @@ class IndexReport:
     inputs: InputReport = field(default_factory=InputReport)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": 1, "collection": self.collection, **self.summary.__dict__, "read": self.inputs.read,
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": self.collection, **self.summary.__dict__, "read": self.inputs.read,
                 "skipped": self.inputs.skipped, "warnings": self.inputs.warnings}
 
 
@@ -69,6 +69,7 @@ class Library:
         self.query_encoder = query_encoder
         self._encoders: dict[EncoderSettings, Encoder] = {}
         self._light: dict[EncoderSettings, LightEncoder | None] = {}
+        self._staged: dict[EncoderSettings, staged.StagedEncoder | None] = {}
         self._bases: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
 
@@ -87,6 +88,23 @@ class Library:
             if settings not in self._encoders:
                 self._encoders[settings] = Encoder(settings)
             return self._encoders[settings]
+
+    def index_encoder(self, settings: EncoderSettings) -> "Encoder | staged.StagedEncoder":
+        """The encoder of an indexing run. With ``query_encoder="auto"``, a staged one where the light encoder
+        serves the settings: numpy for a run's first few passages, torch loaded only when more come (a one-shot
+        index of a small job never imports torch); else, or once torch is loaded here anyway, the full one."""
+        if self.query_encoder == "auto":
+            with self._lock:
+                if settings in self._encoders:
+                    return self._encoders[settings]
+            found = self._staged.get(settings, False)
+            if found is False:
+                found = staged.load(settings, lambda: self.encoder(settings))
+                with self._lock:
+                    found = self._staged.setdefault(settings, found)
+            if found is not None:
+                return found.loaded or found
+        return self.encoder(settings)
 
     def encoder_for(self, identity: ModelIdentity) -> QueryEncoder:
         """The query encoder of a collection's model, on this library's device and dtype.
@@ -120,11 +138,17 @@ class Library:
         except CollectionNotFound:
             if not create:
                 raise
-            encoder = self.encoder(settings or EncoderSettings(device=self.device, dtype=self.dtype))
+            encoder = self.index_encoder(settings or EncoderSettings(device=self.device, dtype=self.dtype))
             overlap = 32 if overlap is None else overlap
             check_splitting(encoder, overlap, max_passages)  # before anything is stored
             collection = self.store.create(name, encoder.identity, vector_dtype or "float32", overlap, max_passages)
-            return KnowledgeBase(self, collection, settings, created=True)
+            base = KnowledgeBase(self, collection, settings, created=True)
+            with self._lock:  # the same encoder under the settings the collection's identity fills in: no second load
+                if isinstance(encoder, staged.StagedEncoder):
+                    self._staged.setdefault(base.settings(), encoder)
+                else:
+                    self._encoders.setdefault(base.settings(), encoder)
+            return base
         _refuse_changes(collection, overlap=overlap, max_passages=max_passages, vector_dtype=vector_dtype)
         return KnowledgeBase(self, collection, settings)
 
@@ -260,11 +284,12 @@ class KnowledgeBase:
                ray_actors: int = 2, **options: Any) -> IndexReport:
         if engine not in ("local", "ray"):
             raise UsageError(f"unknown engine '{engine}': use local or ray")
-        encoder: Any = self.library.encoder(self.settings())
         if engine == "ray":
             from layerwise.indexer.ray_engine import RayEncoder  # ray is an optional extra
 
-            encoder = RayEncoder(encoder, ray_address, ray_actors)
+            encoder: Any = RayEncoder(self.library.encoder(self.settings()), ray_address, ray_actors)
+        else:
+            encoder = self.library.index_encoder(self.settings())
         report.warnings.extend(self.collection.notices)  # said once, with the first indexing after creation
         self.collection.notices = []
         summary = index_documents(self.collection, encoder, docs, report, **options)
@@ -321,7 +346,7 @@ class KnowledgeBase:
         return self.collection.default_view() or DEFAULT_VIEW
 
     def info(self) -> dict[str, Any]:
-        return {"schema_version": 1, **describe(self.collection)}
+        return {"schema_version": JSON_SCHEMA_VERSION, **describe(self.collection)}
 
     def views(self) -> list[dict[str, str]]:
         """Every layer view and every stored view, with its spec."""

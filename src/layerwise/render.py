@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from layerwise.types import JSON_SCHEMA_VERSION
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from layerwise.storage.check import CheckReport
     from layerwise.types import Hit, LayerEmbeddings
 
-SCHEMA_VERSION = 1
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -55,7 +56,7 @@ def console() -> Console:
 
 
 def print_json(data: Any) -> None:
-    payload = data if "schema_version" in data else {"schema_version": SCHEMA_VERSION, **data}
+    payload = data if "schema_version" in data else {"schema_version": JSON_SCHEMA_VERSION, **data}
     typer.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
 

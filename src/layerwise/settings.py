@@ -41,7 +41,8 @@ class EncoderSettings:
         if not (self.device in DEVICES or self.device.startswith("cuda:")):
             raise UsageError(f"unknown device '{self.device}': use auto, cpu or cuda")
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise UsageError(f"--max-tokens {self.max_tokens} must be a positive number of tokens")
+            raise UsageError(f"--max-tokens {self.max_tokens} is out of range: give 1 up to the model's limit "
+                             "(256 for the default model), or leave it out for the limit")
         for name in ("token_budget", "workers"):
             value = getattr(self, name)
             if value is not None and value < 1:

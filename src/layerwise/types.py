@@ -7,7 +7,7 @@ error tree, so the arrows between packages run one way.
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, Sequence
@@ -15,6 +15,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from layerwise.errors import LayerRangeError
+
+JSON_SCHEMA_VERSION = 1  # of every --json output and HTTP answer, documented in docs/json.md
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,45 @@ class Document:
 
     @cached_property
     def content_hash(self) -> str:
-        """sha256 of the JSON [title, text]; computed once (a 100 MB text takes about a second)."""
-        blob = json.dumps([self.title, self.text], ensure_ascii=False).encode()
-        return hashlib.sha256(blob).hexdigest()
+        """sha256 of ``json.dumps([title, text], ensure_ascii=False)`` in UTF-8, computed once.
+
+        The JSON is hashed piece by piece without being built (``json_text_pieces``): json.dumps
+        took 0.8 s of CPU for a 100 MB text, this 0.25 s, with the same digest (tested), so
+        stored hashes stay valid."""
+        digest = hashlib.sha256(b'["')
+        for piece in json_text_pieces(self.title):
+            digest.update(piece)
+        digest.update(b'", "')
+        for piece in json_text_pieces(self.text):
+            digest.update(piece)
+        digest.update(b'"]')
+        return digest.hexdigest()
+
+
+_HASH_CHARS = 1 << 22  # characters escaped and hashed at a time
+_JSON_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPED = bytes(range(0x20)) + b'"\\'  # what json.dumps(ensure_ascii=False) escapes in a string
+_NOT_ESCAPED = bytes(sorted(set(range(256)) - set(_ESCAPED)))
+
+
+def json_text_pieces(text: str) -> Iterator[bytes]:
+    """The UTF-8 bytes of ``json.dumps(text, ensure_ascii=False)`` without its quotes, a chunk at a time.
+
+    A chunk is encoded; bytes.translate lists the bytes in it that JSON escapes (backslash,
+    quote, controls: ASCII, so never part of a multi-byte character), and only those are
+    replaced, backslash first, with json's own escapes.
+    """
+    for start in range(0, len(text), _HASH_CHARS):
+        chunk = text[start : start + _HASH_CHARS]
+        raw = chunk.encode()
+        present = set(raw.translate(None, _NOT_ESCAPED))
+        if not present:
+            yield raw
+            continue
+        for code in sorted(present, key=lambda c: c != 0x5C):  # the backslash before the escapes that add one
+            char = chr(code)
+            chunk = chunk.replace(char, _JSON_ESCAPES.get(char, f"\\u{code:04x}"))
+        yield chunk.encode()
 
 
 @dataclass(frozen=True)

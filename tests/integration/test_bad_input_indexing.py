@@ -61,7 +61,9 @@ def test_bad_options_are_usage_errors_and_store_nothing(tmp_path, docs, option, 
     "value,valid",
     [
         ("100000", "..256"),  # above the model's limit
-        ("3", "..256"),  # below any passage length: a --max-tokens error, not an overlap one
+        ("0", "1 up to the model's limit (256"),  # not a length at all
+        ("3", "68..256"),  # above the encoder's floor (3), below what the default --overlap 32 needs
+        ("10", "68..256"),
         ("40", "68..256"),  # too short for the default --overlap 32: 2 special + 2 x 33
     ],
 )

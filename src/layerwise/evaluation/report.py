@@ -11,6 +11,7 @@ from layerwise.errors import UsageError
 from layerwise.evaluation.evaluation import Evaluation
 from layerwise.evaluation.plot import plot_layers, write_figures
 from layerwise.evaluation.runs import StoredRun, write_runs
+from layerwise.types import JSON_SCHEMA_VERSION
 
 
 def table_rows(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
@@ -107,7 +108,7 @@ def write_outputs(evaluation: Evaluation, *, plot: Path | None = None, csv: Path
 
 def export_run(run: StoredRun, path: Path) -> Path:
     """Write a stored run as .json (everything, per-query metrics included), .csv or .md (the table)."""
-    writers = {".json": lambda: json.dumps({"schema_version": 1, "run_id": run.run_id, "created_at": run.created_at,
+    writers = {".json": lambda: json.dumps({"schema_version": JSON_SCHEMA_VERSION, "run_id": run.run_id, "created_at": run.created_at,
                                              **run.evaluation.to_dict(per_query=True)}, indent=2, ensure_ascii=False),
                ".csv": lambda: csv_text(run.evaluation), ".md": lambda: markdown(run.evaluation)}
     writer = writers.get(path.suffix.lower())

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from layerwise.errors import LayerRangeError, UsageError
-from layerwise.indexer import model as model_io
+from layerwise.indexer import lean, model as model_io
 from layerwise.indexer.batching import Batch, DeviceSink, Feed, HostSink, assemble, plan_batches
 from layerwise.indexer.device import default_max_batch, default_token_budget, resolve_device, resolve_dtype
 from layerwise.indexer.graphs import QueryGraphs
@@ -84,7 +84,8 @@ class Encoder:
         self.pooling = settings.pooling or "mean"
         config = self.model.config
         limit = model_io.max_tokens_of(self.path, config, self.tokenizer)
-        self.max_tokens = _checked_max_tokens(settings.max_tokens, limit, self.tokenizer)
+        self.model_limit = limit
+        self.max_tokens = model_io.checked_max_tokens(settings.max_tokens, limit, self.tokenizer)
         self.token_budget = settings.token_budget or default_token_budget(self.device)
         self.max_batch = default_max_batch(self.device)
         self.workers = settings.workers or ((os.cpu_count() or 1) if self.device.type == "cpu" else 1)
@@ -112,6 +113,11 @@ class Encoder:
         return FastTokenizer(self.tokenizer, self.max_tokens)
 
     @cached_property
+    def lean_pass(self) -> lean.LeanBert | None:
+        """The lean one-text pass on the CPU (queries), where the model allows it."""
+        return lean.of(self.model, self.device, self.dtype) if self._modules is not None else None
+
+    @cached_property
     def graphs(self) -> QueryGraphs:
         return QueryGraphs(self._forward_unpadded, self.device)
 
@@ -134,6 +140,9 @@ class Encoder:
     ) -> LayerEmbeddings:
         """Pooled vectors of the given hidden states (default: all) for each text, in input order."""
         wanted = self.states(layers)
+        if len(texts) == 1 and self.lean_pass is not None:  # a query: no batching machinery, no module overhead
+            vectors = self.lean_pass.pooled(self.tokenize(texts)[0], wanted, self.pooling)  # (k, d)
+            return LayerEmbeddings(vectors.numpy()[None], wanted, self.identity)
         if len(texts) == 1 and self.query_graphs:
             vectors = self._graph_encode(texts[0], wanted)
             if vectors is not None:
@@ -288,16 +297,6 @@ class Encoder:
         """Fallback for architectures whose layers cannot be located: all hidden states at once."""
         states = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         return torch.stack([pool(states[i], mask, self.pooling) for i in wanted], dim=1)  # (B, k, d)
-
-
-def _checked_max_tokens(asked: int | None, limit: int, tokenizer: object) -> int:
-    """The passage length: the model's limit unless asked for less; too long or too short is refused."""
-    if asked is None:
-        return limit
-    floor = tokenizer.num_special_tokens_to_add(pair=False) + 8  # type: ignore[attr-defined]
-    if not floor <= asked <= limit:
-        raise UsageError(f"--max-tokens {asked} is out of range: this model takes {floor}..{limit} tokens per passage")
-    return asked
 
 
 QUANTIZATIONS = ("int8",)

@@ -123,12 +123,13 @@ def _text_document(doc_id: str, text: str, suffix: str, where: str, report: Inpu
         first, _, rest = text.lstrip().partition("\n")
         if first.startswith("# "):
             title, text = first[2:].strip(), rest
-    if not text.strip() and not title:
+    body = text.strip()  # once: a copy of the whole text
+    if not body and not title:
         report.skip(where, "empty document")
         return
-    if not text.strip():
+    if not body:
         report.warn(where, "no text below its heading: indexed from its title alone")
-    yield Document(doc_id, title, text.strip())
+    yield Document(doc_id, title, body)
 
 
 def read_jsonl_text(text: str, where: str, report: InputReport) -> Iterator[Document]:

@@ -17,24 +17,35 @@ the light encoder off (bench/coldstart.py compares the two that way).
 
 Per query it costs about what the torch encoder does on one thread; the service
 layer uses it for one-shot processes, and a server (which loads torch anyway and
-may index) keeps the full encoder.
+may index) keeps the full encoder. An indexing run encodes its first passages with
+it too (``indexer/staged.py``), through :class:`TokenizerCalls`, the few calls of a
+Hugging Face fast tokenizer that the passage splitter makes, answered by the Rust
+tokenizer itself.
+
+NumPy's OpenBLAS runs one thread per core and spins while it waits: on a busy
+machine a passage's small matrix products then took 20 times longer (1.8 s of CPU
+against 0.1 s). The forward pass therefore keeps BLAS to one thread and runs one
+text per core instead, as the torch encoder does on the CPU.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from layerwise.errors import ModelNotFound
+from layerwise.errors import ModelNotFound, UsageError
 from layerwise.indexer import model as model_io
+from layerwise.indexer.bert_weights import BlockWeights
 from layerwise.settings import EncoderSettings
-from layerwise.storage import blas
 from layerwise.types import LayerEmbeddings, ModelIdentity
 
 _ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
@@ -125,11 +136,20 @@ class LightEncoder:
             dim=int(facts["dim"]),
             quantize=None,
         )
+        self.model_limit = limit
+        self.facts = facts
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.pad_id = int(facts.get("pad_token_id", 0))
         self.bert = NumpyBert(folder / "model.safetensors", config)
+
+    @cached_property
+    def calls(self) -> TokenizerCalls:
+        """This model's tokenizer answering the splitter's calls (a second instance: this one truncates)."""
+        from tokenizers import Tokenizer
+
+        return TokenizerCalls(Tokenizer.from_file(str(Path(self.path) / "tokenizer.json")))
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with special tokens, truncated to max_tokens, as the fast tokenizer gives them."""
@@ -137,13 +157,110 @@ class LightEncoder:
 
     def encode(self, texts: Sequence[str], layers: Sequence[int] | None = None, progress: bool = False) -> LayerEmbeddings:
         """Pooled vectors (n, k, d) of the wanted hidden states (default: all), in input order."""
+        return self.encode_ids(self.tokenize(texts), layers)
+
+    def encode_ids(
+        self, token_ids: Sequence[Sequence[int]], layers: Sequence[int] | None = None, progress: bool = False
+    ) -> LayerEmbeddings:
+        """As ``encode`` for texts already tokenised (special tokens included, at most max_tokens each)."""
+        too_long = next((i for i, t in enumerate(token_ids) if not 0 < len(t) <= self.max_tokens), None)
+        if too_long is not None:
+            raise UsageError(f"token ids {too_long} hold {len(token_ids[too_long])} tokens: "
+                             f"each input needs 1..{self.max_tokens} (max_tokens)")
         wanted = tuple(range(self.num_states)) if layers is None else tuple(i % self.num_states for i in layers)
-        out = np.zeros((len(texts), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
-        with blas.one_thread():  # a few tokens by 384: BLAS threads cost more than they save
-            for i, ids in enumerate(self.tokenize(texts)):  # one text at a time: no padding to mask
-                states = self.bert.hidden_states(np.asarray(ids, dtype=np.int64), max(wanted))
-                out[i] = np.stack([_pool(states[s], self.pooling) for s in wanted])  # (k, d)
+        out = np.zeros((len(token_ids), len(wanted), self.identity.dim), dtype=np.float32)  # (n, k, d)
+
+        def run(i: int) -> None:  # one text at a time: no padding to mask
+            states = self.bert.hidden_states(np.asarray(token_ids[i], dtype=np.int64), max(wanted))
+            out[i] = np.stack([_pool(states[s], self.pooling) for s in wanted])  # (k, d)
+
+        workers = min(os.cpu_count() or 1, len(token_ids))
+        with _one_blas_thread():
+            if workers <= 1:
+                for i in range(len(token_ids)):
+                    run(i)
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(run, range(len(token_ids))))
         return LayerEmbeddings(out, wanted, self.identity)
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """NumPy's BLAS on one thread for the block (threadpoolctl; where it is missing, as configured)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - an install without it
+        limits: Any = nullcontext()
+    else:
+        limits = threadpool_limits(1, user_api="blas")
+    with limits:
+        yield
+
+
+class TokenizerCalls:
+    """The calls of a Hugging Face fast tokenizer that the passage splitter (passages.py) and the
+    max-tokens check make, answered by the Rust tokenizer it wraps: the same ids, offsets and word
+    ids (transformers calls the same ``encode_batch``), without importing transformers.
+
+    Like the fast tokenizer, a call pads nothing and truncates only when asked to; ``verbose`` is
+    accepted and ignored.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        backend.no_padding()
+        backend.no_truncation()
+        self.backend_tokenizer = backend
+        self._truncating: dict[int, Any] = {}
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return int(self.backend_tokenizer.num_special_tokens_to_add(pair))
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.backend_tokenizer.get_vocab(with_added_tokens=True)
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        *,
+        add_special_tokens: bool = True,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_offsets_mapping: bool = False,
+        verbose: bool = True,
+    ) -> Encoded:
+        if truncation and max_length is None:
+            raise ValueError("truncation needs max_length here (the model's limit is not known to these calls)")
+        backend = self._truncated(max_length) if truncation else self.backend_tokenizer
+        single = isinstance(text, str)
+        encodings = backend.encode_batch([text] if single else list(text), add_special_tokens=add_special_tokens)
+        return Encoded(encodings, single)
+
+    def _truncated(self, max_length: int | None) -> Any:
+        """A copy of the tokenizer that truncates to max_length (the plain one stays as it is)."""
+        from tokenizers import Tokenizer
+
+        assert max_length is not None
+        if max_length not in self._truncating:
+            copy = Tokenizer.from_str(self.backend_tokenizer.to_str())
+            copy.no_padding()
+            copy.enable_truncation(max_length=max_length)
+            self._truncating[max_length] = copy
+        return self._truncating[max_length]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What a tokenizer call returns: ``encodings`` and ``["input_ids"]`` (one list for a single text)."""
+
+    encodings: list[Any]
+    single: bool
+
+    def __getitem__(self, key: str) -> Any:
+        if key != "input_ids":
+            raise KeyError(key)
+        ids = [list(e.ids) for e in self.encodings]
+        return ids[0] if self.single else ids
 
 
 def _pool(hidden: np.ndarray, method: str) -> np.ndarray:
@@ -168,7 +285,7 @@ class NumpyBert:
         with safe_open(str(weights_path), framework="np") as handle:
             keys = list(handle.keys())
             prefix = "bert." if any(k.startswith("bert.embeddings.") for k in keys) else ""
-            raw = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32) for k in keys if k.startswith(prefix)}
+            raw = {k[len(prefix):]: handle.get_tensor(k).astype(np.float32, copy=False) for k in keys if k.startswith(prefix)}
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = np.float32(config.get("layer_norm_eps", 1e-12))
@@ -176,7 +293,7 @@ class NumpyBert:
         self.embeddings = {name: raw[f"embeddings.{name}"] for name in
                            ("word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight",
                             "LayerNorm.weight", "LayerNorm.bias")}
-        self.blocks = [_Block.of(raw, f"encoder.layer.{i}.") for i in range(self.layers)]
+        self.blocks = [BlockWeights.of(raw, i, np.concatenate, _transposed) for i in range(self.layers)]
 
     def hidden_states(self, ids: np.ndarray, deepest: int) -> list[np.ndarray]:
         """Hidden states 0..deepest, each (T, d), of token ids (T,)."""
@@ -186,51 +303,28 @@ class NumpyBert:
         x = _layer_norm(x, e["LayerNorm.weight"], e["LayerNorm.bias"], self.eps)
         states = [x]
         for block in self.blocks[: min(deepest, self.layers)]:
-            x = block(x, self.heads, self.eps, self.act)
+            x = _block(block, x, self.heads, self.eps, self.act)
             states.append(x)
         return states
 
 
-@dataclass(frozen=True)
-class _Block:
-    """One transformer block's weights, transposed to (in, out)."""
+def _block(b: BlockWeights[np.ndarray], x: np.ndarray, heads: int, eps: np.float32, act: str) -> np.ndarray:
+    """Self-attention and feed-forward, each with its residual and LayerNorm."""
+    tokens, dim = x.shape
+    size = dim // heads
+    qkv = (x @ b.qkv + b.qkv_bias).reshape(tokens, 3, heads, size).transpose(1, 2, 0, 3)  # (3, h, T, s)
+    scores = qkv[0] @ qkv[1].transpose(0, 2, 1) / np.float32(np.sqrt(size))  # (h, T, T)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))  # (h, T, T)
+    scores /= scores.sum(axis=-1, keepdims=True)
+    context = (scores @ qkv[2]).transpose(1, 0, 2).reshape(tokens, dim)  # (T, d)
+    x = _layer_norm(x + context @ b.out + b.out_bias, *b.norm1, eps)  # (T, d)
+    inner = _activate(x @ b.inner + b.inner_bias, act)  # (T, i)
+    return _layer_norm(x + inner @ b.down + b.down_bias, *b.norm2, eps)  # (T, d)
 
-    qkv: np.ndarray  # (d, 3d)
-    qkv_bias: np.ndarray  # (3d,)
-    out: np.ndarray  # (d, d)
-    out_bias: np.ndarray
-    norm1: tuple[np.ndarray, np.ndarray]
-    inner: np.ndarray  # (d, i)
-    inner_bias: np.ndarray
-    down: np.ndarray  # (i, d)
-    down_bias: np.ndarray
-    norm2: tuple[np.ndarray, np.ndarray]
 
-    @classmethod
-    def of(cls, w: dict[str, np.ndarray], p: str) -> _Block:
-        a = p + "attention."
-        qkv = np.concatenate([w[f"{a}self.{n}.weight"] for n in ("query", "key", "value")])  # (3d, d)
-        return cls(
-            np.ascontiguousarray(qkv.T), np.concatenate([w[f"{a}self.{n}.bias"] for n in ("query", "key", "value")]),
-            np.ascontiguousarray(w[a + "output.dense.weight"].T), w[a + "output.dense.bias"],
-            (w[a + "output.LayerNorm.weight"], w[a + "output.LayerNorm.bias"]),
-            np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
-            np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
-            (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
-        )
-
-    def __call__(self, x: np.ndarray, heads: int, eps: np.float32, act: str) -> np.ndarray:
-        """Self-attention and feed-forward, each with its residual and LayerNorm."""
-        tokens, dim = x.shape
-        size = dim // heads
-        qkv = (x @ self.qkv + self.qkv_bias).reshape(tokens, 3, heads, size).transpose(1, 2, 0, 3)  # (3, h, T, s)
-        scores = qkv[0] @ qkv[1].transpose(0, 2, 1) / np.float32(np.sqrt(size))  # (h, T, T)
-        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))  # (h, T, T)
-        scores /= scores.sum(axis=-1, keepdims=True)
-        context = (scores @ qkv[2]).transpose(1, 0, 2).reshape(tokens, dim)  # (T, d)
-        x = _layer_norm(x + context @ self.out + self.out_bias, *self.norm1, eps)  # (T, d)
-        inner = _activate(x @ self.inner + self.inner_bias, act)  # (T, i)
-        return _layer_norm(x + inner @ self.down + self.down_bias, *self.norm2, eps)  # (T, d)
+def _transposed(matrix: np.ndarray) -> np.ndarray:
+    """A torch.nn.Linear weight (out, in) as a contiguous (in, out) matrix, so a product is x @ w."""
+    return np.ascontiguousarray(matrix.T)
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: np.float32) -> np.ndarray:

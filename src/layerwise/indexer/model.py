@@ -56,9 +56,13 @@ def config_hash(config: Any) -> str:
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """Tokenizer class and vocabulary size plus a hash of the vocabulary."""
-    vocab = tokenizer.get_vocab()
+    return f"{type(tokenizer).__name__}:{vocab_fingerprint(tokenizer.get_vocab())}"
+
+
+def vocab_fingerprint(vocab: dict[str, int]) -> str:
+    """Vocabulary size and a hash of the vocabulary (the tokenizer fingerprint less the class name)."""
     digest = hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()[:12]
-    return f"{type(tokenizer).__name__}:{len(vocab)}:{digest}"
+    return f"{len(vocab)}:{digest}"
 
 
 def max_tokens_of(path: str, config: Any, tokenizer: Any) -> int:
@@ -72,6 +76,16 @@ def max_tokens_of(path: str, config: Any, tokenizer: Any) -> int:
     if 0 < getattr(tokenizer, "model_max_length", 0) < 100_000:
         limits.append(tokenizer.model_max_length)
     return int(min(limits))
+
+
+def checked_max_tokens(asked: int | None, limit: int, tokenizer: object) -> int:
+    """The passage length: the model's limit unless asked for less; too long or too short is refused."""
+    if asked is None:
+        return limit
+    floor = tokenizer.num_special_tokens_to_add(pair=False) + 1  # type: ignore[attr-defined]  # room for one text token
+    if not floor <= asked <= limit:
+        raise UsageError(f"--max-tokens {asked} is out of range: this model takes {floor}..{limit} tokens per passage")
+    return asked
 
 
 def load(name: str | None) -> tuple[str, Any, Any, str]:

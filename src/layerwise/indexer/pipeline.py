@@ -18,7 +18,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from layerwise.errors import UsageError
-from layerwise.indexer import model as model_io
 from layerwise.indexer.inputs import InputReport
 from layerwise.indexer.passages import Splitter
 from layerwise.storage.collection import Collection
@@ -106,8 +105,7 @@ def check_batch_docs(batch_docs: int) -> None:
 
 def check_splitting(encoder: Encoder, overlap: int, max_passages: int | None) -> None:
     """Refuse passage options the encoder cannot split with (too short --max-tokens, too large --overlap)."""
-    limit = model_io.max_tokens_of(encoder.path, encoder.model.config, encoder.tokenizer)
-    Splitter(encoder.tokenizer, encoder.max_tokens, overlap, max_passages, limit=limit)
+    Splitter(encoder.tokenizer, encoder.max_tokens, overlap, max_passages, limit=encoder.model_limit)
 
 
 def batched(items: Sequence[Document], size: int) -> Iterator[Sequence[Document]]:

@@ -28,9 +28,8 @@ from layerwise.storage import ann, bm25, rowmap
 from layerwise.storage.collection import Collection
 from layerwise.storage.rowmap import RowState
 from layerwise.storage.views import View
-from layerwise.types import Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
+from layerwise.types import JSON_SCHEMA_VERSION, Hit, LayerEmbeddings, ModelIdentity, QueryEncoder
 
-SCHEMA_VERSION = 1  # of every result's to_dict(), documented in docs/json.md
 MAX_K = 1_000
 FUSION_DEPTH = 100  # documents of each member a fusion combines
 
@@ -49,7 +48,7 @@ class SearchResult:
         return self.results[view] if view is not None else next(iter(self.results.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "collection": self.collection, "query": self.query, "k": self.k,
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": self.collection, "query": self.query, "k": self.k,
                 "results": [{"view": v, "hits": [h.to_dict() for h in hits]} for v, hits in self.results.items()]}
 
 

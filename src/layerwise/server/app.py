@@ -30,6 +30,7 @@ from layerwise.api import KnowledgeBase, Library
 from layerwise.errors import LayerwiseError, UsageError
 from layerwise.server.security import BodyLimit, Limits, bearer_ok, error_body
 from layerwise.storage.collection import validate_collection_name
+from layerwise.types import JSON_SCHEMA_VERSION
 
 log = logging.getLogger("layerwise.server")
 
@@ -136,11 +137,11 @@ class _Api:
 
     def health(self) -> dict[str, Any]:
         """Liveness, version and how many collections the home holds."""
-        return {"schema_version": 1, "status": "ok", "version": __version__, "collections": len(self.library.names())}
+        return {"schema_version": JSON_SCHEMA_VERSION, "status": "ok", "version": __version__, "collections": len(self.library.names())}
 
     def collections(self) -> dict[str, Any]:
         """The names of every collection in the home."""
-        return {"schema_version": 1, "collections": self.library.names()}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collections": self.library.names()}
 
     def info(self, name: str) -> dict[str, Any]:
         """What `layerwise info` shows: model, counts, bytes, views, default view."""
@@ -149,7 +150,7 @@ class _Api:
     def views(self, name: str) -> dict[str, Any]:
         """Every layer view and stored view, and the default view."""
         kb = self.base(name)
-        return {"schema_version": 1, "collection": kb.name, "default_view": kb.default_view, "views": kb.views()}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": kb.name, "default_view": kb.default_view, "views": kb.views()}
 
     def search(
         self,
@@ -157,12 +158,12 @@ class _Api:
         q: Annotated[str, Query(description="The query text.")],
         view: Annotated[list[str] | None, Query(description="View specs (repeatable): -1, all, mean(-4:), bm25, rrf(bm25 | -1), a stored name.")] = None,
         k: Annotated[int, Query(description="Documents per view (at most 1000).")] = 10,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """Top-k documents of every view the specs name, one query encoding for all (default: the default view)."""
         self._check(q, view)
-        return self.base(name).search_views(q, view or None, k).to_dict()
+        return JSONResponse(self.base(name).search_views(q, view or None, k).to_dict())  # json.dumps once: no jsonable_encoder walk over every hit
 
-    def search_body(self, name: str, request: Annotated[SearchRequest, Body()]) -> dict[str, Any]:
+    def search_body(self, name: str, request: Annotated[SearchRequest, Body()]) -> JSONResponse:
         """The same search with a JSON body, for long queries or many views."""
         return self.search(name, request.query, request.views, request.k)
 
@@ -172,15 +173,15 @@ class _Api:
         q: Annotated[str, Query(description="The query text.")],
         view: Annotated[list[str] | None, Query(description="View specs (repeatable; default: all layers).")] = None,
         k: Annotated[int, Query(description="Documents per view (at most 1000).")] = 10,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """Top-k of several views side by side and the Jaccard@k matrix of every pair."""
         self._check(q, view)
-        return self.base(name).compare(q, view or "all", k).to_dict()
+        return JSONResponse(self.base(name).compare(q, view or "all", k).to_dict())
 
     def runs(self, name: str) -> dict[str, Any]:
         """Stored evaluation runs, newest first."""
         kb = self.base(name)
-        return {"schema_version": 1, "collection": kb.name, "runs": kb.runs()}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": kb.name, "runs": kb.runs()}
 
     def add(self, name: str, request: Annotated[AddRequest, Body()]) -> dict[str, Any]:
         """Index documents (new and changed ones are encoded); with create, make the collection first."""
@@ -196,7 +197,7 @@ class _Api:
     def delete(self, name: str, request: Annotated[DeleteRequest, Body()]) -> dict[str, Any]:
         """Remove documents by id and rebuild the indices from the stored vectors."""
         kb = self.base(name)
-        return {"schema_version": 1, "collection": kb.name, "deleted": kb.delete(request.ids)}
+        return {"schema_version": JSON_SCHEMA_VERSION, "collection": kb.name, "deleted": kb.delete(request.ids)}
 
     def _check(self, query: str, views: list[str] | None) -> None:
         if len(query) > self.limits.max_query_chars:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from layerwise.errors import UsageError
+from layerwise.types import JSON_SCHEMA_VERSION
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -114,4 +115,4 @@ class BodyLimit:
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
     """The JSON every error response carries."""
-    return {"schema_version": 1, "error": {"type": kind, "message": message}}
+    return {"schema_version": JSON_SCHEMA_VERSION, "error": {"type": kind, "message": message}}

@@ -37,6 +37,7 @@ from sqlalchemy import text
 from layerwise.storage import bm25, faiss_index, integrity, rowmap
 from layerwise.storage.rowmap import NORMS_LAYER, ROWS_LAYER, RowState
 from layerwise.storage.schema import PassageRow, VectorChunkRow
+from layerwise.types import JSON_SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from layerwise.storage.ann import StoredView
@@ -58,7 +59,7 @@ class CompactReport:
     indices_renumbered: list[str]
 
     def to_dict(self) -> dict[str, object]:
-        return {"schema_version": 1, **self.__dict__}
+        return {"schema_version": JSON_SCHEMA_VERSION, **self.__dict__}
 
 
 @dataclass
