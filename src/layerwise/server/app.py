@@ -73,14 +73,17 @@ class SearchRequest(BaseModel):
 def create_app(library: Library, *, token: str | None = None, limits: Limits = Limits(), kernel_threads: int | None = 1) -> FastAPI:
     """The app for one library; with a token, every /api request must carry it.
 
-    ``kernel_threads`` sets torch's threads per operation: concurrency comes from the
-    requests, and on a small machine eight requests with a team of spinning kernel
-    threads each ran slower than eight single-threaded ones (None leaves torch alone).
+    ``kernel_threads`` sets torch's and numpy's BLAS threads per operation: concurrency comes
+    from the requests (and a search's views, ranked in threads), and on a small machine eight
+    requests with a team of spinning kernel threads each ran slower than eight single-threaded
+    ones (None leaves both alone).
     """
     if kernel_threads:
         import torch  # the server loads the full encoder anyway
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(kernel_threads)
+        threadpool_limits(kernel_threads, user_api="blas")  # process-wide: exact search's products over mapped rows
     app = FastAPI(
         title="layerwise",
         version=__version__,
