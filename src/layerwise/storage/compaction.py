@@ -117,14 +117,14 @@ def _finish(collection: "Collection") -> None:
         Path(stale).unlink(missing_ok=True)
     _sync(collection)
     journal_path(collection).unlink()
-    rowmap.sync_dir(journal_path(collection).parent)
+    faiss_index.sync_folder(journal_path(collection).parent)
 
 
 def _undo(collection: "Collection") -> None:
     for stray in _new_files(collection):
         stray.unlink()
     journal_path(collection).unlink()
-    rowmap.sync_dir(journal_path(collection).parent)
+    faiss_index.sync_folder(journal_path(collection).parent)
 
 
 def _new_files(collection: "Collection") -> list[Path]:
@@ -134,7 +134,7 @@ def _new_files(collection: "Collection") -> list[Path]:
 def _sync(collection: "Collection") -> None:
     for folder in ("vectors", "indices"):
         if (collection.dir / folder).is_dir():
-            rowmap.sync_dir(collection.dir / folder)
+            faiss_index.sync_folder(collection.dir / folder)
 
 
 def _write_vectors(collection: "Collection", state: RowState, new: Rewritten) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from layerwise.storage import integrity
+from layerwise.storage.faiss_index import sync_folder
 from layerwise.storage.schema import DocumentRow, PassageRow
 from layerwise.storage.vectors import VectorFile
 from layerwise.types import PassageInfo
@@ -216,15 +217,7 @@ def write_atomic(path: Path, array: np.ndarray) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    sync_dir(path.parent)
-
-
-def sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_folder(path.parent)
 
 
 def _prepare_norms(collection: "Collection", committed: int) -> None:
