@@ -11,10 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 A = TypeVar("A")  # np.ndarray or torch.Tensor
 _QKV = ("query", "key", "value")
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")  # what both passes implement
+
+
+def plain_bert(config: Mapping[str, Any]) -> bool:
+    """Whether a model config (config.json, or a loaded config's ``to_dict()``) is the BERT both passes run:
+    absolute positions, an activation they implement, an encoder."""
+    return (
+        config.get("model_type") == "bert"
+        and config.get("position_embedding_type", "absolute") == "absolute"
+        and config.get("hidden_act", "gelu") in ACTIVATIONS
+        and not config.get("is_decoder", False)
+    )
 
 
 @dataclass(frozen=True)

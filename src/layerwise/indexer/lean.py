@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from layerwise.indexer.bert_weights import BlockWeights
+from layerwise.indexer.bert_weights import BlockWeights, plain_bert
 from layerwise.indexer.pooling import pool
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -79,13 +79,9 @@ def _as_is(matrix: torch.Tensor) -> torch.Tensor:
 
 def of(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> LeanBert | None:
     """The lean pass of a loaded model, or None where only the full forward pass can serve it."""
-    config = model.config
     supported = (
         device.type == "cpu" and dtype == torch.float32
-        and getattr(config, "model_type", None) == "bert"
-        and getattr(config, "position_embedding_type", "absolute") == "absolute"
-        and getattr(config, "hidden_act", None) in _ACTIVATIONS
-        and not getattr(config, "is_decoder", False)
+        and plain_bert(model.config.to_dict())
         and all(type(m) is torch.nn.Linear for m in model.modules() if "Linear" in type(m).__name__)  # not quantised
     )
     if not supported:

@@ -44,11 +44,10 @@ import numpy as np
 
 from layerwise.errors import ModelNotFound, UsageError
 from layerwise.indexer import model as model_io
-from layerwise.indexer.bert_weights import BlockWeights
+from layerwise.indexer.bert_weights import BlockWeights, plain_bert
 from layerwise.settings import EncoderSettings
 from layerwise.types import LayerEmbeddings, ModelIdentity
 
-_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def load(settings: EncoderSettings) -> LightEncoder | None:
         return None
     folder = Path(path)
     config = _read_json(folder / "config.json")
-    if not _supported(config) or not (folder / "model.safetensors").is_file() or not (folder / "tokenizer.json").is_file():
+    if not plain_bert(config) or not (folder / "model.safetensors").is_file() or not (folder / "tokenizer.json").is_file():
         return None
     facts = model_io.recall(path)
     if facts is None:
@@ -94,16 +93,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _supported(config: dict[str, Any]) -> bool:
-    """Plain BERT: absolute positions and an activation this module implements."""
-    return (
-        config.get("model_type") == "bert"
-        and config.get("position_embedding_type", "absolute") == "absolute"
-        and config.get("hidden_act", "gelu") in _ACTIVATIONS
-        and not config.get("is_decoder", False)
-    )
 
 
 class LightEncoder:
