@@ -6,9 +6,11 @@ products, and that Python overhead was a third of a query's encoding time on a
 2-core CPU. This module runs the same arithmetic with plain ``torch.nn.functional``
 calls: the query, key and value projections fused into one matrix per block
 (fused once), no padding and so no attention mask, the pooled vector of every
-hidden state up to the deepest one wanted. It shares the model's parameter
-tensors (only the fused projections are new) and is tested against the full
-model at <= 1e-5.
+hidden state up to the deepest one wanted. Its matrices are copies of the
+model's in the (in, out) layout: MKL multiplies a few rows by a matrix stored
+that way 30-45% faster than by the (out, in) layout ``F.linear`` takes (a 20 x
+384 by 384 x 1536 product: 212 against 280 us on one thread). Tested against
+the full model at <= 1e-5.
 
 It serves plain BERT (absolute positions, a GELU or ReLU activation) in float32
 on the CPU without quantisation; :func:`of` returns None for anything else and
@@ -48,7 +50,7 @@ class LeanBert:
         self.norm = (e.LayerNorm.weight, e.LayerNorm.bias)
         weights = {name.removeprefix("bert."): tensor.detach() for name, tensor in model.named_parameters()}
         with torch.inference_mode():
-            self.blocks = [BlockWeights.of(weights, i, torch.cat, _as_is) for i in range(int(config.num_hidden_layers))]
+            self.blocks = [BlockWeights.of(weights, i, torch.cat, _in_out) for i in range(int(config.num_hidden_layers))]
 
     @torch.inference_mode()
     def pooled(self, ids: Sequence[int], wanted: Sequence[int], method: str) -> torch.Tensor:
@@ -65,16 +67,16 @@ class LeanBert:
     def _block(self, x: torch.Tensor, b: BlockWeights[torch.Tensor]) -> torch.Tensor:
         """Self-attention and feed-forward, each with its residual and LayerNorm: (T, d) -> (T, d)."""
         tokens, size = x.shape[0], self.dim // self.heads
-        q, k, v = F.linear(x, b.qkv, b.qkv_bias).view(tokens, 3, self.heads, size).permute(1, 2, 0, 3)  # 3 x (h, T, s)
+        q, k, v = torch.addmm(b.qkv_bias, x, b.qkv).view(tokens, 3, self.heads, size).permute(1, 2, 0, 3)  # 3 x (h, T, s)
         context = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(tokens, self.dim)  # (T, d)
-        x = F.layer_norm(x + F.linear(context, b.out, b.out_bias), (self.dim,), *b.norm1, self.eps)  # (T, d)
-        inner = self.act(F.linear(x, b.inner, b.inner_bias))  # (T, i)
-        return F.layer_norm(x + F.linear(inner, b.down, b.down_bias), (self.dim,), *b.norm2, self.eps)  # (T, d)
+        x = F.layer_norm(x + torch.addmm(b.out_bias, context, b.out), (self.dim,), *b.norm1, self.eps)  # (T, d)
+        inner = self.act(torch.addmm(b.inner_bias, x, b.inner))  # (T, i)
+        return F.layer_norm(x + torch.addmm(b.down_bias, inner, b.down), (self.dim,), *b.norm2, self.eps)  # (T, d)
 
 
-def _as_is(matrix: torch.Tensor) -> torch.Tensor:
-    """torch.nn.functional.linear takes the (out, in) layout the model stores."""
-    return matrix
+def _in_out(matrix: torch.Tensor) -> torch.Tensor:
+    """The model's (out, in) matrix as a contiguous (in, out) copy, the layout addmm multiplies fastest."""
+    return matrix.t().contiguous()
 
 
 def of(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> LeanBert | None:
