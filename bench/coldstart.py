@@ -89,7 +89,7 @@ def main() -> None:
     env["LAYERWISE_HOME"] = str(home)
     if args.home is None:
         subprocess.run([*cli, "index", args.collection, str(SAMPLE), "--json"], env=env, check=True, capture_output=True)
-    command = [*cli, "search", args.collection, args.query, "--view", args.layer, "--json"]
+    command = [*cli, "search", args.collection, args.query, "--view", args.layer, "--json", "--local"]  # never a running server
     load_before = os.getloadavg()
     result = {
         "command": " ".join(["layerwise", *command[3:]]),

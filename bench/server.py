@@ -9,7 +9,8 @@ from 1 and from 8 concurrent clients (keep-alive connections, queries rotated, 2
 warm-up requests first) for one view (-1), all 7 layer views (all) and
 rrf(bm25 | -1); p50 and p99 over --requests requests per setting. In the same run it
 times the CLI's cold ``layerwise search C QUERY --view all --json`` (a fresh process
-each time) with the light query encoder (the default) and with the full one. The
+each time) with the light query encoder (the default) and with the full one, and the
+same one-shot command while the server runs, which it answers (server/running.py). The
 CPU model, core count and load average are recorded: on a shared machine the load
 average says how much of the CPU the benchmark had, and the server's own CPU time
 per request (from /proc) is what a request costs whatever else runs.
@@ -21,17 +22,22 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from coldstart import cold_searches, cpu_model, emit  # noqa: E402
+from coldstart import cold_searches, cpu_model, emit, run_once  # noqa: E402
+
+from layerwise.server import running  # noqa: E402
+from layerwise.storage.location import database_url, home_dir  # noqa: E402
 
 SETTINGS = {"one view (-1)": ["-1"], "all 7 layer views": ["all"], "rrf(bm25 | -1)": ["rrf(bm25 | -1)"]}
 
@@ -92,6 +98,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def forwarded_searches(command: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
+    """Wall and CPU time of a one-shot CLI search that the running server answers (it announced itself in the home)."""
+    run_once(command, env)
+    samples = [run_once(command, env) for _ in range(max(runs, 3))]
+    return {"median_wall_s": round(statistics.median(w for w, _ in samples), 3), "median_cpu_s": round(statistics.median(c for _, c in samples), 3),
+            "wall_s": [round(w, 3) for w, _ in samples]}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -113,6 +127,7 @@ def main() -> None:
     queries = [json.loads(line)["text"] for line in args.queries.read_text().splitlines() if line.strip()]
     result: dict = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average_before": os.getloadavg(), "collection": args.collection,
                     "requests": args.requests, "server": {}}
+    command = [sys.executable, "-m", "layerwise", "search", args.collection, queries[0], "--view", "all", "--json", "--local"]
     port = free_port()
     server = start_server(env, port)
     url = f"http://127.0.0.1:{port}"
@@ -127,10 +142,12 @@ def main() -> None:
                                                            "p99_ms": round(1000 * percentile(latencies, 99), 2), "n": len(latencies),
                                                            "server_cpu_ms_per_request": round(1000 * spent / len(latencies), 2)}
                 print(name, clients, result["server"][f"{name} @ {clients}"], file=sys.stderr)
+        if running.find(home_dir(args.home), database_url(None, home_dir(args.home))) is None:
+            raise SystemExit("the server did not announce itself in its home (server.json)")
+        result["cli_forwarded"] = forwarded_searches(command[:-1], env, args.cold_runs)  # the same search, answered by this server
     finally:
         server.terminate()
         server.wait(timeout=30)
-    command = [sys.executable, "-m", "layerwise", "search", args.collection, queries[0], "--view", "all", "--json"]
     result["cli_cold"] = cold_searches(command, env, args.cold_runs)
     result["load_average_after"] = os.getloadavg()
     emit(result, args.out)

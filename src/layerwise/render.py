@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from layerwise.types import JSON_SCHEMA_VERSION
+from layerwise.types import JSON_SCHEMA_VERSION, Hit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from layerwise.evaluation.learn_mix import LearnedMix
     from layerwise.search.searcher import Comparison, SearchResult
     from layerwise.storage.check import CheckReport
-    from layerwise.types import Hit, LayerEmbeddings
+    from layerwise.types import LayerEmbeddings
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -128,10 +128,22 @@ def search_result(result: SearchResult, as_json: bool) -> None:
     if as_json:
         print_json(result.to_dict())
         return
-    if len(result.results) == 1:
-        console().print(hits_table(*next(iter(result.results.items()))))
+    _search_tables(result.results)
+
+
+def forwarded_search(data: dict[str, Any], as_json: bool) -> None:
+    """A search answered by a running server: its JSON (the schema of SearchResult.to_dict) printed the same way."""
+    if as_json:
+        print_json(data)
+        return
+    _search_tables({r["view"]: [Hit(**h) for h in r["hits"]] for r in data["results"]})
+
+
+def _search_tables(results: dict[str, list[Hit]]) -> None:
+    if len(results) == 1:
+        console().print(hits_table(*next(iter(results.items()))))
     else:
-        console().print(side_by_side(result.results))
+        console().print(side_by_side(results))
 
 
 def overlap_table(names: list[str], matrix: Any, k: int) -> Table:

@@ -98,6 +98,15 @@ def open_library(db: str | None, home: Path | None, device: str = "auto", dtype:
     return Library(home, db, device=device, dtype=dtype)
 
 
+def forward_search(db: str | None, home: Path | None, collection: str, query: str, view: str | None, k: int) -> dict[str, Any] | None:
+    """A running server's answer to a search in this home and database, or None (search here)."""
+    from layerwise.server import running
+    from layerwise.storage import location
+
+    folder = location.home_dir(home)
+    return running.forward_search(folder, location.database_url(db, folder), collection, query, view, k)
+
+
 def pick(view: str | None, alias: str | None) -> str | None:
     if view is not None and alias is not None and view != alias:
         raise UsageError("give the view once: --view (--layer is its old spelling)")

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from layerwise import render
-from layerwise.cli.app import (INDEX_TYPES, CollectionArg, DbOpt, DeviceOpt, DtypeOpt, HomeOpt, IndexOpt, JsonOpt, KOpt,
+from layerwise.cli.app import (INDEX_TYPES, CollectionArg, DbOpt, DeviceOpt, DtypeOpt, HomeOpt, IndexOpt, JsonOpt, KOpt, forward_search,
                                LayerAlias, PoolingOpt, QuantOpt, QueryArg, ViewOpt, app, handled, open_library, pick, progress)
 from layerwise.errors import UsageError
 from layerwise.indexer.inputs import TableColumns
@@ -67,10 +67,15 @@ def search(
     db: DbOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    local: Annotated[bool, typer.Option("--local", help="Search in this process even when a server for this home and database is running.")] = False,
 ) -> None:
-    """Search one or several views (several share one query encoding)."""
-    kb = open_library(db, home, device, dtype).open(collection)
+    """Search one or several views (several share one query encoding); a running `layerwise serve` of the same home answers it."""
     chosen = pick(view, layer)
+    forwarded = None if local or (device, dtype) != ("auto", "auto") else forward_search(db, home, collection, query, chosen, k)
+    if forwarded is not None:
+        render.forwarded_search(forwarded, as_json)
+        return
+    kb = open_library(db, home, device, dtype).open(collection)
     render.search_result(kb.search_views(query, [chosen] if chosen else None, k), as_json)
 
 

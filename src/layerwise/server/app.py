@@ -15,6 +15,8 @@ traceback reaches a client.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from importlib import metadata
 from importlib import resources
 from typing import Annotated, Any
@@ -70,8 +72,10 @@ class SearchRequest(BaseModel):
     k: int = 10
 
 
-def create_app(library: Library, *, token: str | None = None, limits: Limits = Limits(), kernel_threads: int | None = 1) -> FastAPI:
-    """The app for one library; with a token, every /api request must carry it.
+def create_app(library: Library, *, token: str | None = None, limits: Limits = Limits(), kernel_threads: int | None = 1,
+               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+    """The app for one library; with a token, every /api request must carry it. ``lifespan`` runs around serving
+    (``layerwise serve`` warms up and announces itself in the home there).
 
     ``kernel_threads`` sets torch's and numpy's BLAS threads per operation: concurrency comes
     from the requests (and a search's views, ranked in threads), and on a small machine eight
@@ -85,6 +89,7 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
         torch.set_num_threads(kernel_threads)
         threadpool_limits(kernel_threads, user_api="blas")  # process-wide: exact search's products over mapped rows
     app = FastAPI(
+        lifespan=lifespan,
         title="layerwise",
         version=__version__,
         description="Semantic search over every layer of a BERT-family encoder. Responses follow docs/json.md (schema_version 1).",
