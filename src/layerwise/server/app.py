@@ -97,7 +97,7 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     _errors(app)
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # async: a sync dependency would cost each request a thread hop
         if token and not bearer_ok(request.headers.get("authorization"), token):
             missing = request.headers.get("authorization") is None
             raise Unauthorized("this server needs a token: send 'Authorization: Bearer TOKEN'" if missing
