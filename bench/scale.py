@@ -16,9 +16,10 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
 - index100kp, index1m: every view's index built from the stored vectors (IVF-PQ
   at these sizes) in a process of its own, each view timed, peak RSS: the
   indexing memory target.
-- measure: a long-running searcher over each collection: warm p50/p99 of one view
+- measure: a long-running searcher over each collection (the torch query encoder, as a server
+  uses): warm p50/p99 of one view (and its phases: encoding, index search, rescoring, SQL)
   and of all 7 (query encoding included, and alone), its RSS; ANN recall@10 of every layer
-  against exact search over the same rows (200 SciFact queries as queries);
+  against exact search over the same rows (100 SciFact queries);
   cold CLI `search` of one view and of all (a new process each, median of 3).
 - churn (1 M): delete 1% of the documents and add them back with the same
   vectors; time against a full build; exact results must equal those before.
@@ -32,6 +33,7 @@ recorded with every figure: on a shared 2-core machine, contention moves them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -42,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,15 +196,17 @@ def measure(home: str, name: str) -> dict[str, Any]:
     from layerwise.api import Library
     from layerwise.storage.exact import ExactIndex
 
-    kb = Library(home, device="cpu").open(name)
+    kb = Library(home, device="cpu", query_encoder="full").open(name)  # a long-running searcher: the torch query pass
     searcher = kb.searcher()
     texts = queries()
     for q in texts[:10]:
         kb.search_views(q, ["all"], 10)
     one, every, one_cpu, every_cpu = [], [], [], []
+    phases: dict[str, list[float]] = {}
     for q in texts:
         t0, c0 = time.perf_counter(), time.process_time()
-        kb.search_views(q, ["-1"], 10)
+        with timing(phases):
+            kb.search_views(q, ["-1"], 10)
         t1, c1 = time.perf_counter(), time.process_time()
         kb.search_views(q, ["all"], 10)
         every.append(time.perf_counter() - t1)
@@ -237,11 +242,65 @@ def measure(home: str, name: str) -> dict[str, Any]:
             np.save(Path(home) / "queries6.npy", vectors)
     return {
         "warm_one_view_ms": percentiles(one), "warm_all_views_ms": percentiles(every),
+        "warm_one_view_phases_ms": {k: percentiles(v) for k, v in phases.items()},
         "query_encoding_ms": percentiles(encode) if encode else None, "query_encoder": type(encoder).__name__,
         "warm_one_view_cpu_ms": percentiles(one_cpu), "warm_all_views_cpu_ms": percentiles(every_cpu),
         "index_search_ms_per_query": search_ms, "index_search_cpu_ms_per_query": search_cpu_ms, "kinds": kinds, "recall_at_10": recall,
         "rss_after_searches": rss_after_search, "rss_end": status(), "queries": len(texts),
     }
+
+
+@contextlib.contextmanager
+def timing(phases: dict[str, list[float]]) -> Iterator[None]:
+    """Wall time of a one-view search's phases, appended to ``phases``: query encoding, the index search (IVF scan and
+    exact rescoring), collapsing passages to documents, the top k's passage details (SQL), and what else the search
+    spends (the collection's state check, the plan, hits)."""
+    from layerwise.search.ranking import Ranking
+    from layerwise.search.searcher import Searcher
+    from layerwise.storage import ann, exact
+
+    wrapped = [(Searcher, "encode", "encode"), (ann.AnnIndex, "search", "index_search"), (exact.ExactIndex, "search", "index_search"),
+               (exact.ExactIndex, "rescore", "rescore"),
+               (Searcher, "details", "details_sql")]
+    spent: dict[str, float] = {}
+    originals = []
+
+    def wrap(owner: Any, attr: str, label: str) -> None:
+        original = owner.__dict__[attr]
+        originals.append((owner, attr, original))
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+
+        setattr(owner, attr, timed)
+
+    for owner, attr, label in wrapped:
+        wrap(owner, attr, label)
+    collapse = Ranking.__dict__["from_passages"]
+    originals.append((Ranking, "from_passages", collapse))
+
+    def from_passages(cls: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return collapse.__func__(cls, *args)
+        finally:
+            spent["collapse"] = spent.get("collapse", 0.0) + time.perf_counter() - t
+
+    Ranking.from_passages = classmethod(from_passages)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        total = time.perf_counter() - started
+        for owner, attr, original in originals:
+            setattr(owner, attr, original)
+        spent["other"] = total - sum(v for k, v in spent.items() if k != "rescore")  # rescore is inside index_search
+        for label, seconds in spent.items():
+            phases.setdefault(label, []).append(seconds)
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
