@@ -21,6 +21,8 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
   and of all 7 (query encoding included, and alone), its RSS; ANN recall@10 of every layer
   against exact search over the same rows (100 SciFact queries);
   cold CLI `search` of one view and of all (a new process each, median of 3).
+- sweep1m: recall@10 and time of each IVF-PQ view's search over a grid of probe budgets,
+  list caps and candidate counts (what storage/ann.py's defaults were chosen from).
 - churn (1 M): delete 1% of the documents and add them back with the same
   vectors; time against a full build; exact results must equal those before.
 - peer (1 M, layer 6): LanceDB (IVF-PQ, the same code size (d/4 bytes), refine) on the same
@@ -303,6 +305,50 @@ def timing(phases: dict[str, list[float]]) -> Iterator[None]:
             phases.setdefault(label, []).append(seconds)
 
 
+def sweep(home: str, name: str, budgets: str = "0.2,0.3,0.4", probes: str = "12,6,4", candidates: str = "512,1024,2048,4096") -> dict[str, Any]:
+    """Recall@10 and time of every IVF-PQ view's search under other probe budgets, list caps (K / each) and
+    candidate counts than the defaults (storage/ann.py): what the defaults were chosen from."""
+    import itertools
+
+    from layerwise.api import Library
+    from layerwise.storage import ann
+    from layerwise.storage.exact import ExactIndex
+
+    kb = Library(home, device="cpu", query_encoder="full").open(name)
+    searcher = kb.searcher()
+    texts = queries()
+    views = list(searcher.plan(["all"]).dense.values())
+    embeddings = searcher.encode(texts, views)
+    defaults = ann.PROBE_BUDGET, ann.MIN_CANDIDATES
+    out: dict[str, Any] = {"defaults": {"budget": ann.PROBE_BUDGET, "candidates": ann.MIN_CANDIDATES}, "views": {}}
+    try:
+        for view in views:
+            index = searcher.index(view)
+            if getattr(index, "kind", "") != "ivfpq":
+                continue
+            vectors = view.of_query(embeddings)
+            _, truth = ExactIndex(kb.collection, view, searcher.row_map).search(vectors, 10)
+            default_probe, rows = index.max_probe, []
+            for budget, divisor, wanted in itertools.product(*(map(float, budgets.split(",")), map(int, probes.split(",")),
+                                                               map(int, candidates.split(",")))):
+                ann.PROBE_BUDGET, ann.MIN_CANDIDATES, index.max_probe = budget, wanted, max(1, index.ivf.nlist // divisor)
+                for row in vectors:  # warm: the rows this setting rescores are paged in
+                    index.search(row[None, :], 10)
+                times, found = [], []
+                for row in vectors:
+                    t0 = time.perf_counter()
+                    found.append(index.search(row[None, :], 10)[1][0])
+                    times.append(time.perf_counter() - t0)
+                recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(np.asarray(found).tolist(), truth.tolist())]))
+                rows.append({"budget": budget, "max_probe": index.max_probe, "candidates": wanted, "recall_at_10": recall,
+                             "ms": percentiles(times)["p50"]})
+            index.max_probe = default_probe
+            out["views"][view.name] = rows
+    finally:
+        ann.PROBE_BUDGET, ann.MIN_CANDIDATES = defaults
+    return out
+
+
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000
     return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean())}
@@ -417,7 +463,7 @@ def disk(home: str, name: str) -> dict[str, Any]:
 
 def run_step(name: str, args: list[str]) -> None:
     result = {"build": lambda: build(*args), "index": lambda: build_indices(*args), "measure": lambda: measure(*args), "churn": lambda: churn(*args),
-              "peer": lambda: peer(*args), "disk": lambda: disk(*args)}[name]()
+              "peer": lambda: peer(*args), "disk": lambda: disk(*args), "sweep": lambda: sweep(*args)}[name]()
     print(json.dumps(result))
 
 
@@ -473,6 +519,9 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
         home, name = (h100 + "p", "p100k") if stage == "index100kp" else (h1m, "s1m")
         seconds, rss, found = step("index", home, name, "auto", *(["resume"] if os.environ.get("SCALE_RESUME") else []))
         return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", home, name)[2]}
+    if stage == "sweep1m":
+        seconds, rss, found = step("sweep", h1m, "s1m")
+        return {**found, "seconds": seconds}
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")
         return {**found, "peak_rss_mb": rss}
