@@ -65,7 +65,6 @@ class AnnIndex:
         dead = exact_index.state.dead if self.kind == "hnsw" else np.zeros(0, dtype=np.int64)
         self.params = faiss_index.excluding(self.kind, dead)
         self.ivf = _cpu_ivf(index) if self.kind in ("ivf", "ivfpq") else None
-        self.transforms = faiss_index.transforms(index)  # a rotation before the IVF: queries are probed rotated
         if self.ivf is not None:
             lists = self.ivf.invlists
             self.sizes = np.asarray([lists.list_size(i) for i in range(self.ivf.nlist)], dtype=np.int64)  # (K,)
@@ -93,8 +92,6 @@ class AnnIndex:
     def probes(self, unit: np.ndarray) -> np.ndarray:
         """Lists each unit query (q, d) visits: nearest first until the budget of codes, 1..max_probe."""
         budget = PROBE_BUDGET if self.kind == "ivfpq" else IVF_PROBE_BUDGET
-        for transform in self.transforms:
-            unit = transform.apply(np.ascontiguousarray(unit, dtype=np.float32))
         _, nearest = self.ivf.quantizer.search(np.ascontiguousarray(unit, dtype=np.float32), self.max_probe)  # (q, P)
         scanned = np.cumsum(self.sizes[np.maximum(nearest, 0)], axis=1)  # (q, P)
         return np.minimum(self.max_probe, 1 + np.count_nonzero(scanned < budget * max(self.ntotal, 1), axis=1))

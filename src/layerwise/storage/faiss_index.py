@@ -100,7 +100,7 @@ def pq_subquantizers(d: int) -> int:
     At 1 M passages x 7 layers of MiniLM the 32-byte fast-scan codes with 2,048 candidates rescored exactly gave
     recall@10 >= 0.96 on every layer at ~2 ms a view, where 96-byte 8-bit codes (the earlier default) gave 0.947 on
     layer 0 at 8-10 ms: the scan of 8-bit codes cost more than the rescoring that makes coarse codes exact
-    (bench/results/scale.json, stage sweep1m).
+    with L2-fitted lists (``empty``) (bench/results/scale_fastscan.json, stage sweep1m).
     """
     return next(m for m in range(max(1, d // 6), 0, -1) if d % m == 0)
 
@@ -213,19 +213,10 @@ def remap(index: Any, mapping: np.ndarray) -> None:
             ids_[:] = mapping[ids_]
 
 
-def transforms(index: Any) -> list[Any]:
-    """The vector transforms an index applies before its own search (an IndexPreTransform's chain), else []."""
-    faiss = _faiss()
-    index = faiss.downcast_index(index) if isinstance(index, faiss.Index) else index
-    if not isinstance(index, faiss.IndexPreTransform):
-        return []
-    return [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
-
-
 def kind_of(index: Any) -> str:
     """flat, hnsw, ivf or ivfpq, read from a loaded index."""
     faiss = _faiss()
-    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") or transforms(index) else faiss.downcast_index(index)
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else faiss.downcast_index(index)
     if isinstance(inner, (faiss.IndexIVFPQ, faiss.IndexIVFPQFastScan)):
         return "ivfpq"
     return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
