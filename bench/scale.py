@@ -312,7 +312,7 @@ def timing(phases: dict[str, list[float]]) -> Iterator[None]:
             phases.setdefault(label, []).append(seconds)
 
 
-def sweep(home: str, name: str, budgets: str = "0.2,0.3,0.4", probes: str = "12,6,4", candidates: str = "512,1024,2048,4096") -> dict[str, Any]:
+def sweep(home: str, name: str, budgets: str = "0.2,0.3,0.4", probes: str = "12,6", candidates: str = "512,1024,2048,4096") -> dict[str, Any]:
     """Recall@10 and time of every IVF-PQ view's search under other probe budgets, list caps (K / each) and
     candidate counts than the defaults (storage/ann.py): what the defaults were chosen from."""
     import itertools

@@ -160,6 +160,25 @@ def test_ivf_views_remove_and_add_ids_in_place(tmp_path, kind):
     assert ann.update(col, view, _state(col)) == "kept"
 
 
+def test_fast_scan_codes_added_after_a_remove_equal_those_of_a_fresh_index():
+    faiss = faiss_index._faiss()
+    rng = np.random.default_rng(5)
+    unit = faiss_index.normalize(rng.normal(size=(6000, 32)).astype(np.float32))
+    trained = faiss.serialize_index(faiss_index.empty("ivfpq", 32, 6000, unit[:3000]))
+    dead = np.sort(rng.choice(5000, 700, replace=False))
+    changed = faiss.deserialize_index(trained)
+    faiss_index.add(changed, np.arange(5000), unit[:5000])
+    assert faiss_index.remove(changed, dead) == 700
+    faiss_index.add(changed, np.arange(5000, 6000), unit[5000:])  # packed into the lists' last blocks
+    keep = np.r_[np.setdiff1d(np.arange(5000), dead), np.arange(5000, 6000)]
+    fresh = faiss.deserialize_index(trained)
+    faiss_index.add(fresh, keep, unit[keep])
+    params = faiss_index.probing(changed.nlist)
+    a = faiss_index.search(changed, unit[:300:7], 50, params)
+    b = faiss_index.search(fresh, unit[:300:7], 50, params)
+    np.testing.assert_array_equal(a[0], b[0])  # every code scores as in a clean build
+
+
 def test_an_ivfpq_file_of_the_earlier_layout_is_rebuilt_and_ivfpq_scores_are_exact_inner_products(tmp_path):
     faiss = faiss_index._faiss()
     col = Store(home=tmp_path).create("c", IDENTITY)

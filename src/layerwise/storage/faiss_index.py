@@ -149,7 +149,35 @@ def remove(index: Any, ids: np.ndarray) -> int:
     """Remove ids in place (flat and IVF types); return how many went."""
     if not len(ids):
         return 0
-    return int(index.remove_ids(_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+    removed = int(index.remove_ids(_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+    if removed and kind_of(index) == "ivfpq" and current(index):
+        _clear_block_tails(_faiss().extract_index_ivf(index))
+    return removed
+
+
+def _clear_block_tails(ivf: Any) -> None:
+    """Zero the slots past each fast-scan list's end in its last block of 32 codes.
+
+    FAISS 1.15's remove_ids moves a list's last codes into the removed ones' places but leaves the vacated slots'
+    4-bit codes in the block, and a later add packs new codes over them (the nibbles are OR-ed): at 1 M passages,
+    rows re-added after a 1% delete were found 6 times in 16 as true top-10 neighbours, the others 98%. Each last
+    block is unpacked, its vacated codes zeroed and packed again.
+    """
+    faiss = _faiss()
+    packer = ivf.get_CodePacker()
+    lists = ivf.invlists
+    flat = np.zeros((packer.nvec, packer.code_size), dtype=np.uint8)
+    for i in range(ivf.nlist):
+        size = lists.list_size(i)
+        used = size % packer.nvec
+        if not used:
+            continue
+        nbytes = -(-size // packer.nvec) * packer.block_size
+        block = faiss.rev_swig_ptr(lists.get_codes(i), nbytes)[nbytes - packer.block_size :]  # the last block, writable
+        packer.unpack_all(faiss.swig_ptr(block), faiss.swig_ptr(flat))
+        flat[used:] = 0
+        block[:] = 0
+        packer.pack_all(faiss.swig_ptr(flat), faiss.swig_ptr(block))
 
 
 def excluding(kind: str, dead: np.ndarray, ef_search: int = 64) -> Any:
