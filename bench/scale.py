@@ -23,6 +23,8 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
   cold CLI `search` of one view and of all (a new process each, median of 3).
 - sweep1m: recall@10 and time of each IVF-PQ view's search over a grid of probe budgets,
   list caps and candidate counts (what storage/ann.py's defaults were chosen from).
+- peerq: LanceDB's query times on the tables peer and peer48 built, again (no rebuild), to
+  compare them with layerwise's at the same load.
 - churn (1 M): delete 1% of the documents and add them back with the same
   vectors; time against a full build; exact results must equal those before.
 - peer (1 M, layer 6): LanceDB (IVF-PQ, the same code size (d/4 bytes), refine) on the same
@@ -97,7 +99,7 @@ def queries(n: int = QUERIES) -> list[str]:
 
 
 # -- running steps in child processes -----------------------------------------------------------------
-LATENCY_STEPS = ("measure", "sweep")  # run with OpenMP's default wait policy, as a server runs
+LATENCY_STEPS = ("measure", "sweep", "peer_queries")  # run with OpenMP's default wait policy, as a server runs
 
 
 def child(args: list[str], env: dict[str, str] | None = None, passive: bool = True) -> tuple[float, float, str]:
@@ -460,6 +462,31 @@ def peer(home: str, name: str, lance_dir: str, divisor: str = "4") -> dict[str, 
     return out
 
 
+def peer_queries(home: str, lance_dir: str) -> dict[str, Any]:
+    """LanceDB's query time on a table the peer stage built (no rebuild): the same settings and queries, timed at
+    this run's load beside layerwise's. Recall is not measured: the table holds the rows of its build, which
+    later churn runs renumbered."""
+    import lancedb
+
+    table = lancedb.connect(lance_dir).open_table("layer6")
+    queries_ = np.load(Path(home) / "queries6.npy")
+    unitq = queries_ / np.linalg.norm(queries_, axis=1, keepdims=True)
+    rows = table.count_rows()
+    out: dict[str, Any] = {"vectors": rows, "settings": {}}
+    for nprobes, refine in ((int(np.sqrt(rows)) // 16, 4), (int(np.sqrt(rows)) // 8, 10)):
+        search = lambda q: table.search(q).metric("dot").nprobes(nprobes).refine_factor(refine).limit(10).select(["id", "_distance"]).to_arrow()
+        for q in unitq[:10]:
+            search(q)
+        times, cpu = [], []
+        for q in unitq:
+            t, c = time.perf_counter(), time.process_time()
+            search(q)
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        out["settings"][f"nprobes={nprobes},refine={refine}"] = {"query_ms": percentiles(times), "query_cpu_ms": percentiles(cpu)}
+    return out
+
+
 def disk(home: str, name: str) -> dict[str, Any]:
     from layerwise.api import Library
 
@@ -470,7 +497,7 @@ def disk(home: str, name: str) -> dict[str, Any]:
 
 def run_step(name: str, args: list[str]) -> None:
     result = {"build": lambda: build(*args), "index": lambda: build_indices(*args), "measure": lambda: measure(*args), "churn": lambda: churn(*args),
-              "peer": lambda: peer(*args), "disk": lambda: disk(*args), "sweep": lambda: sweep(*args)}[name]()
+              "peer": lambda: peer(*args), "disk": lambda: disk(*args), "sweep": lambda: sweep(*args), "peer_queries": lambda: peer_queries(*args)}[name]()
     print(json.dumps(result))
 
 
@@ -532,6 +559,8 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")
         return {**found, "peak_rss_mb": rss}
+    if stage == "peerq":  # the query times of both peer tables again, at this run's load (no rebuild)
+        return {str(divisor): step("peer_queries", h1m, str(data / folder))[2] for folder, divisor in (("lance", 4), ("lance48", 8))}
     if stage in ("peer", "peer48"):  # peer: the same 96-byte codes as layerwise; peer48: LanceDB with 48-byte codes
         folder, divisor = (data / "lance", "4") if stage == "peer" else (data / "lance48", "8")
         shutil.rmtree(folder, ignore_errors=True)
