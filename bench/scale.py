@@ -27,7 +27,7 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
   compare them with layerwise's at the same load.
 - churn (1 M): delete 1% of the documents and add them back with the same
   vectors; time against a full build; exact results must equal those before.
-- peer (1 M, layer 6): LanceDB (IVF-PQ, the same code size (d/4 bytes), refine) on the same
+- peer, peer48 (1 M, layer 6): LanceDB (IVF-PQ with d/4- or d/8-byte codes, refine) on the same
   unit vectors: add time, index time, query p50, recall@10, disk bytes.
 
 Disk bytes per passage are read from the files. `uptime` load and the CPU are
@@ -439,7 +439,7 @@ def peer(home: str, name: str, lance_dir: str, divisor: str = "4") -> dict[str, 
             table.add(batch)
     added = time.perf_counter() - t0
     t1 = time.perf_counter()
-    table.create_index(metric="dot", vector_column_name="vector", num_partitions=int(np.sqrt(len(state.live))), num_sub_vectors=d // int(divisor))  # d/4: layerwise's code size
+    table.create_index(metric="dot", vector_column_name="vector", num_partitions=int(np.sqrt(len(state.live))), num_sub_vectors=d // int(divisor))  # d/4 or d/8 bytes
     indexed = time.perf_counter() - t1
     queries_ = np.load(Path(home) / "queries6.npy")
     truth = np.load(Path(home) / "truth6.npy")
@@ -561,7 +561,7 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
         return {**found, "peak_rss_mb": rss}
     if stage == "peerq":  # the query times of both peer tables again, at this run's load (no rebuild)
         return {str(divisor): step("peer_queries", h1m, str(data / folder))[2] for folder, divisor in (("lance", 4), ("lance48", 8))}
-    if stage in ("peer", "peer48"):  # peer: the same 96-byte codes as layerwise; peer48: LanceDB with 48-byte codes
+    if stage in ("peer", "peer48"):  # peer: LanceDB with 96-byte codes (layerwise's earlier code size); peer48: 48-byte codes
         folder, divisor = (data / "lance", "4") if stage == "peer" else (data / "lance48", "8")
         shutil.rmtree(folder, ignore_errors=True)
         seconds, rss, found = step("peer", h1m, "s1m", str(folder), divisor)
