@@ -474,7 +474,9 @@ def peer_queries(home: str, lance_dir: str) -> dict[str, Any]:
     rows = table.count_rows()
     out: dict[str, Any] = {"vectors": rows, "settings": {}}
     for nprobes, refine in ((int(np.sqrt(rows)) // 16, 4), (int(np.sqrt(rows)) // 8, 10)):
-        search = lambda q: table.search(q).metric("dot").nprobes(nprobes).refine_factor(refine).limit(10).select(["id", "_distance"]).to_arrow()
+        def search(q: np.ndarray, nprobes: int = nprobes, refine: int = refine) -> Any:
+            return table.search(q).metric("dot").nprobes(nprobes).refine_factor(refine).limit(10).select(["id", "_distance"]).to_arrow()
+
         for q in unitq[:10]:
             search(q)
         times, cpu = [], []
