@@ -16,13 +16,18 @@ Stages (each measured step runs in its own child process, so its peak RSS is its
 - index100kp, index1m: every view's index built from the stored vectors (IVF-PQ
   at these sizes) in a process of its own, each view timed, peak RSS: the
   indexing memory target.
-- measure: a long-running searcher over each collection: warm p50/p99 of one view
+- measure: a long-running searcher over each collection (the torch query encoder, as a server
+  uses): warm p50/p99 of one view (and its phases: encoding, index search, rescoring, SQL)
   and of all 7 (query encoding included, and alone), its RSS; ANN recall@10 of every layer
-  against exact search over the same rows (200 SciFact queries as queries);
+  against exact search over the same rows (100 SciFact queries);
   cold CLI `search` of one view and of all (a new process each, median of 3).
+- sweep1m: recall@10 and time of each IVF-PQ view's search over a grid of probe budgets,
+  list caps and candidate counts (what storage/ann.py's defaults were chosen from).
+- peerq: LanceDB's query times on the tables peer and peer48 built, again (no rebuild), to
+  compare them with layerwise's at the same load.
 - churn (1 M): delete 1% of the documents and add them back with the same
   vectors; time against a full build; exact results must equal those before.
-- peer (1 M, layer 6): LanceDB (IVF-PQ, the same code size (d/4 bytes), refine) on the same
+- peer, peer48 (1 M, layer 6): LanceDB (IVF-PQ with d/4- or d/8-byte codes, refine) on the same
   unit vectors: add time, index time, query p50, recall@10, disk bytes.
 
 Disk bytes per passage are read from the files. `uptime` load and the CPU are
@@ -32,6 +37,7 @@ recorded with every figure: on a shared 2-core machine, contention moves them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -42,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +99,17 @@ def queries(n: int = QUERIES) -> list[str]:
 
 
 # -- running steps in child processes -----------------------------------------------------------------
-def child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run a command; return (seconds, its own peak RSS in MB, stdout)."""
+LATENCY_STEPS = ("measure", "sweep", "peer_queries")  # run with OpenMP's default wait policy, as a server runs
+
+
+def child(args: list[str], env: dict[str, str] | None = None, passive: bool = True) -> tuple[float, float, str]:
+    """Run a command; return (seconds, its own peak RSS in MB, stdout).
+
+    ``passive``: OpenMP threads sleep between parallel regions (OMP_WAIT_POLICY=PASSIVE), which keeps builds from
+    spinning on a shared machine; latency steps run without it: a sleeping thread pool doubled the torch query
+    pass on two threads (11-12 ms against 5 ms for SciFact queries, bench/results/scale_fastscan.json)."""
     started = time.perf_counter()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"OMP_WAIT_POLICY": "PASSIVE"} if passive else {}), **(env or {})}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=env)
     out = proc.stdout.read().decode() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
@@ -106,7 +120,7 @@ def child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, fl
 
 
 def step(name: str, *extra: str) -> tuple[float, float, dict[str, Any]]:
-    seconds, rss, out = child([sys.executable, __file__, "--step", name, *extra])
+    seconds, rss, out = child([sys.executable, __file__, "--step", name, *extra], passive=name not in LATENCY_STEPS)
     return seconds, rss, json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
 
 
@@ -193,15 +207,17 @@ def measure(home: str, name: str) -> dict[str, Any]:
     from layerwise.api import Library
     from layerwise.storage.exact import ExactIndex
 
-    kb = Library(home, device="cpu").open(name)
+    kb = Library(home, device="cpu", query_encoder="full").open(name)  # a long-running searcher: the torch query pass
     searcher = kb.searcher()
     texts = queries()
     for q in texts[:10]:
         kb.search_views(q, ["all"], 10)
     one, every, one_cpu, every_cpu = [], [], [], []
+    phases: dict[str, list[float]] = {}
     for q in texts:
         t0, c0 = time.perf_counter(), time.process_time()
-        kb.search_views(q, ["-1"], 10)
+        with timing(phases):
+            kb.search_views(q, ["-1"], 10)
         t1, c1 = time.perf_counter(), time.process_time()
         kb.search_views(q, ["all"], 10)
         every.append(time.perf_counter() - t1)
@@ -237,11 +253,109 @@ def measure(home: str, name: str) -> dict[str, Any]:
             np.save(Path(home) / "queries6.npy", vectors)
     return {
         "warm_one_view_ms": percentiles(one), "warm_all_views_ms": percentiles(every),
+        "warm_one_view_phases_ms": {k: percentiles(v) for k, v in phases.items()},
         "query_encoding_ms": percentiles(encode) if encode else None, "query_encoder": type(encoder).__name__,
         "warm_one_view_cpu_ms": percentiles(one_cpu), "warm_all_views_cpu_ms": percentiles(every_cpu),
         "index_search_ms_per_query": search_ms, "index_search_cpu_ms_per_query": search_cpu_ms, "kinds": kinds, "recall_at_10": recall,
         "rss_after_searches": rss_after_search, "rss_end": status(), "queries": len(texts),
     }
+
+
+@contextlib.contextmanager
+def timing(phases: dict[str, list[float]]) -> Iterator[None]:
+    """Wall time of a one-view search's phases, appended to ``phases``: query encoding, the index search (IVF scan and
+    exact rescoring), collapsing passages to documents, the top k's passage details (SQL), and what else the search
+    spends (the collection's state check, the plan, hits)."""
+    from layerwise.search.ranking import Ranking
+    from layerwise.search.searcher import Searcher
+    from layerwise.storage import ann, exact
+
+    wrapped = [(Searcher, "encode", "encode"), (ann.AnnIndex, "search", "index_search"), (exact.ExactIndex, "search", "index_search"),
+               (exact.ExactIndex, "rescore", "rescore"),
+               (Searcher, "details", "details_sql")]
+    spent: dict[str, float] = {}
+    originals = []
+
+    def wrap(owner: Any, attr: str, label: str) -> None:
+        original = owner.__dict__[attr]
+        originals.append((owner, attr, original))
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+
+        setattr(owner, attr, timed)
+
+    for owner, attr, label in wrapped:
+        wrap(owner, attr, label)
+    collapse = Ranking.__dict__["from_passages"]
+    originals.append((Ranking, "from_passages", collapse))
+
+    def from_passages(cls: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return collapse.__func__(cls, *args)
+        finally:
+            spent["collapse"] = spent.get("collapse", 0.0) + time.perf_counter() - t
+
+    Ranking.from_passages = classmethod(from_passages)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        total = time.perf_counter() - started
+        for owner, attr, original in originals:
+            setattr(owner, attr, original)
+        spent["other"] = total - sum(v for k, v in spent.items() if k != "rescore")  # rescore is inside index_search
+        for label, seconds in spent.items():
+            phases.setdefault(label, []).append(seconds)
+
+
+def sweep(home: str, name: str, budgets: str = "0.2,0.3,0.4", probes: str = "12,6", candidates: str = "512,1024,2048,4096") -> dict[str, Any]:
+    """Recall@10 and time of every IVF-PQ view's search under other probe budgets, list caps (K / each) and
+    candidate counts than the defaults (storage/ann.py): what the defaults were chosen from."""
+    import itertools
+
+    from layerwise.api import Library
+    from layerwise.storage import ann
+    from layerwise.storage.exact import ExactIndex
+
+    kb = Library(home, device="cpu", query_encoder="full").open(name)
+    searcher = kb.searcher()
+    texts = queries()
+    views = list(searcher.plan(["all"]).dense.values())
+    embeddings = searcher.encode(texts, views)
+    defaults = ann.PROBE_BUDGET, ann.MIN_CANDIDATES
+    out: dict[str, Any] = {"defaults": {"budget": ann.PROBE_BUDGET, "candidates": ann.MIN_CANDIDATES}, "views": {}}
+    try:
+        for view in views:
+            index = searcher.index(view)
+            if getattr(index, "kind", "") != "ivfpq":
+                continue
+            vectors = view.of_query(embeddings)
+            _, truth = ExactIndex(kb.collection, view, searcher.row_map).search(vectors, 10)
+            default_probe, rows = index.max_probe, []
+            for budget, divisor, wanted in itertools.product(*(map(float, budgets.split(",")), map(int, probes.split(",")),
+                                                               map(int, candidates.split(",")))):
+                ann.PROBE_BUDGET, ann.MIN_CANDIDATES, index.max_probe = budget, wanted, max(1, index.ivf.nlist // divisor)
+                for row in vectors:  # warm: the rows this setting rescores are paged in
+                    index.search(row[None, :], 10)
+                times, found = [], []
+                for row in vectors:
+                    t0 = time.perf_counter()
+                    found.append(index.search(row[None, :], 10)[1][0])
+                    times.append(time.perf_counter() - t0)
+                recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(np.asarray(found).tolist(), truth.tolist())]))
+                rows.append({"budget": budget, "max_probe": index.max_probe, "candidates": wanted, "recall_at_10": recall,
+                             "ms": percentiles(times)["p50"]})
+            index.max_probe = default_probe
+            out["views"][view.name] = rows
+    finally:
+        ann.PROBE_BUDGET, ann.MIN_CANDIDATES = defaults
+    return out
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -325,7 +439,7 @@ def peer(home: str, name: str, lance_dir: str, divisor: str = "4") -> dict[str, 
             table.add(batch)
     added = time.perf_counter() - t0
     t1 = time.perf_counter()
-    table.create_index(metric="dot", vector_column_name="vector", num_partitions=int(np.sqrt(len(state.live))), num_sub_vectors=d // int(divisor))  # d/4: layerwise's code size
+    table.create_index(metric="dot", vector_column_name="vector", num_partitions=int(np.sqrt(len(state.live))), num_sub_vectors=d // int(divisor))  # d/4 or d/8 bytes
     indexed = time.perf_counter() - t1
     queries_ = np.load(Path(home) / "queries6.npy")
     truth = np.load(Path(home) / "truth6.npy")
@@ -348,6 +462,33 @@ def peer(home: str, name: str, lance_dir: str, divisor: str = "4") -> dict[str, 
     return out
 
 
+def peer_queries(home: str, lance_dir: str) -> dict[str, Any]:
+    """LanceDB's query time on a table the peer stage built (no rebuild): the same settings and queries, timed at
+    this run's load beside layerwise's. Recall is not measured: the table holds the rows of its build, which
+    later churn runs renumbered."""
+    import lancedb
+
+    table = lancedb.connect(lance_dir).open_table("layer6")
+    queries_ = np.load(Path(home) / "queries6.npy")
+    unitq = queries_ / np.linalg.norm(queries_, axis=1, keepdims=True)
+    rows = table.count_rows()
+    out: dict[str, Any] = {"vectors": rows, "settings": {}}
+    for nprobes, refine in ((int(np.sqrt(rows)) // 16, 4), (int(np.sqrt(rows)) // 8, 10)):
+        def search(q: np.ndarray, nprobes: int = nprobes, refine: int = refine) -> Any:
+            return table.search(q).metric("dot").nprobes(nprobes).refine_factor(refine).limit(10).select(["id", "_distance"]).to_arrow()
+
+        for q in unitq[:10]:
+            search(q)
+        times, cpu = [], []
+        for q in unitq:
+            t, c = time.perf_counter(), time.process_time()
+            search(q)
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        out["settings"][f"nprobes={nprobes},refine={refine}"] = {"query_ms": percentiles(times), "query_cpu_ms": percentiles(cpu)}
+    return out
+
+
 def disk(home: str, name: str) -> dict[str, Any]:
     from layerwise.api import Library
 
@@ -358,7 +499,7 @@ def disk(home: str, name: str) -> dict[str, Any]:
 
 def run_step(name: str, args: list[str]) -> None:
     result = {"build": lambda: build(*args), "index": lambda: build_indices(*args), "measure": lambda: measure(*args), "churn": lambda: churn(*args),
-              "peer": lambda: peer(*args), "disk": lambda: disk(*args)}[name]()
+              "peer": lambda: peer(*args), "disk": lambda: disk(*args), "sweep": lambda: sweep(*args), "peer_queries": lambda: peer_queries(*args)}[name]()
     print(json.dumps(result))
 
 
@@ -414,10 +555,15 @@ def run_stage(stage: str, data: Path, h100: str, h1m: str, index_extra: list[str
         home, name = (h100 + "p", "p100k") if stage == "index100kp" else (h1m, "s1m")
         seconds, rss, found = step("index", home, name, "auto", *(["resume"] if os.environ.get("SCALE_RESUME") else []))
         return {**found, "seconds": seconds, "peak_rss_mb": rss, "disk": step("disk", home, name)[2]}
+    if stage == "sweep1m":
+        seconds, rss, found = step("sweep", h1m, "s1m")
+        return {**found, "seconds": seconds}
     if stage == "churn":
         seconds, rss, found = step("churn", h1m, "s1m")
         return {**found, "peak_rss_mb": rss}
-    if stage in ("peer", "peer48"):  # peer: the same 96-byte codes as layerwise; peer48: LanceDB with 48-byte codes
+    if stage == "peerq":  # the query times of both peer tables again, at this run's load (no rebuild)
+        return {str(divisor): step("peer_queries", h1m, str(data / folder))[2] for folder, divisor in (("lance", 4), ("lance48", 8))}
+    if stage in ("peer", "peer48"):  # peer: LanceDB with 96-byte codes (layerwise's earlier code size); peer48: 48-byte codes
         folder, divisor = (data / "lance", "4") if stage == "peer" else (data / "lance48", "8")
         shutil.rmtree(folder, ignore_errors=True)
         seconds, rss, found = step("peer", h1m, "s1m", str(folder), divisor)

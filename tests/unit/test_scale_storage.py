@@ -142,12 +142,13 @@ def _centroids(index) -> np.ndarray:
     return index.quantizer.reconstruct_n(0, index.nlist)
 
 
-def test_ivf_views_remove_and_add_ids_in_place(tmp_path):
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq"])
+def test_ivf_views_remove_and_add_ids_in_place(tmp_path, kind):
     col = Store(home=tmp_path).create("c", IDENTITY)
-    col.set_index_type("ivf")
+    col.set_index_type(kind)
     _add(col, 0, 1500)
     update_all(col)
-    view = layer_views(3, "ivf")[0]
+    view = layer_views(3, kind)[0]
     path = col.index_path(view.name)
     trained = _centroids(faiss_index.read(path))
     col.delete_documents([f"d{i}" for i in range(100)])
@@ -157,6 +158,49 @@ def test_ivf_views_remove_and_add_ids_in_place(tmp_path):
     np.testing.assert_array_equal(np.sort(faiss_index.ids(index)), _state(col).live)
     np.testing.assert_array_equal(_centroids(index), trained)  # same centroids: not rebuilt
     assert ann.update(col, view, _state(col)) == "kept"
+
+
+def test_fast_scan_codes_added_after_a_remove_equal_those_of_a_fresh_index():
+    faiss = faiss_index._faiss()
+    rng = np.random.default_rng(5)
+    unit = faiss_index.normalize(rng.normal(size=(6000, 32)).astype(np.float32))
+    trained = faiss.serialize_index(faiss_index.empty("ivfpq", 32, 6000, unit[:3000]))
+    dead = np.sort(rng.choice(5000, 700, replace=False))
+    changed = faiss.deserialize_index(trained)
+    faiss_index.add(changed, np.arange(5000), unit[:5000])
+    assert faiss_index.remove(changed, dead) == 700
+    faiss_index.add(changed, np.arange(5000, 6000), unit[5000:])  # packed into the lists' last blocks
+    keep = np.r_[np.setdiff1d(np.arange(5000), dead), np.arange(5000, 6000)]
+    fresh = faiss.deserialize_index(trained)
+    faiss_index.add(fresh, keep, unit[keep])
+    params = faiss_index.probing(changed.nlist)
+    a = faiss_index.search(changed, unit[:300:7], 50, params)
+    b = faiss_index.search(fresh, unit[:300:7], 50, params)
+    np.testing.assert_array_equal(a[0], b[0])  # every code scores as in a clean build
+
+
+def test_an_ivfpq_file_of_the_earlier_layout_is_rebuilt_and_ivfpq_scores_are_exact_inner_products(tmp_path):
+    faiss = faiss_index._faiss()
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    col.set_index_type("ivfpq")
+    vectors = _add(col, 0, 1200)
+    view = layer_views(3, "ivfpq")[1]
+    unit = faiss_index.normalize(vectors[:, 1])
+    old = faiss.IndexIVFPQ(faiss.IndexFlatIP(16), 16, 34, 4, 8, faiss.METRIC_INNER_PRODUCT)  # 8-bit codes, inner product
+    old.train(unit)
+    faiss_index.add(old, np.arange(1200), unit)
+    path = col.index_path(view.name)
+    col.record_index(path, faiss_index.write_atomic(old, path))
+    assert faiss_index.kind_of(old) == "ivfpq" and not faiss_index.current(old)
+    assert ann.update(col, view, _state(col)) == "built"
+    assert faiss_index.current(faiss_index.read(path)) and ann.update(col, view, _state(col)) == "kept"
+    update_all(col)  # the other views, and the collection marked indexed
+    index = Searcher(col, lambda _: None).index(view)
+    scores, rows = index.search(vectors[:5, 1], 3)
+    np.testing.assert_array_equal(rows[:, 0], np.arange(5))
+    np.testing.assert_allclose(scores, np.take_along_axis(unit[:5] @ unit.T, rows, axis=1), rtol=1e-5, atol=1e-6)
+    approximate, _ = faiss_index.search(index.index, vectors[:5, 1], 3)  # the codes' own scores: L2 distances read as q.x
+    assert np.all(np.diff(approximate, axis=1) <= 0) and np.all(np.abs(approximate) <= 1.5)
 
 
 def test_hnsw_skips_dead_ids_with_an_id_selector_until_10_percent_are_dead(tmp_path):
@@ -280,8 +324,11 @@ def test_readers_open_ann_files_memory_mapped_and_search_them(tmp_path, kind):
     update_all(col)
     index = Searcher(col, lambda _: None).index(layer_views(3, kind)[2])
     assert index.kind == kind
-    if kind != "hnsw":  # the inverted lists stay on disk, mapped
-        assert type(faiss_index._faiss().downcast_InvertedLists(index.index.invlists)).__name__ == "OnDiskInvertedLists"
+    lists = type(faiss_index._faiss().downcast_InvertedLists(index.index.invlists)).__name__ if kind != "hnsw" else None
+    if kind == "ivf":  # the inverted lists stay on disk, mapped
+        assert lists == "OnDiskInvertedLists"
+    if kind == "ivfpq":  # fast-scan lists (4-bit codes in blocks of 32) cannot be mapped: read whole, d/12 bytes + an id a row
+        assert lists == "BlockInvertedLists" and faiss_index.current(index.index)
     _, rows = index.search(vectors[:5, 2], 1)
     assert rows[:, 0].tolist() == [0, 1, 2, 3, 4]
 
@@ -301,7 +348,7 @@ def test_ivf_queries_visit_lists_nearest_first_until_the_code_budget(tmp_path, m
         before = int(index.sizes[lists[: used - 1]].sum())  # codes of the lists visited before the last one
         assert 1 <= used <= index.max_probe and before < ann.PROBE_BUDGET * index.ntotal
         assert used == index.max_probe or index.sizes[lists[:used]].sum() >= ann.PROBE_BUDGET * index.ntotal
-    if budget < 0.05:  # 3% of 3,000 codes is one or two of the 54 lists: the budget, not the K/12 cap, stops them
+    if budget < 0.05:  # 3% of 3,000 codes is one or two of the 54 lists: the budget, not the K/6 cap, stops them
         assert probes.max() < index.max_probe
     _, rows = index.search(vectors[:20, 1], 1)
     assert rows[:, 0].tolist() == list(range(20))  # each stored vector finds itself after exact rescoring

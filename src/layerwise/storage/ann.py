@@ -34,10 +34,11 @@ from layerwise.storage.rowmap import RowState
 if TYPE_CHECKING:
     from layerwise.storage.collection import Collection
 
-REFINE = 4  # IVF-PQ: candidates rescored exactly per passage wanted ...
-MIN_CANDIDATES = 256  # ... and at least this many (at 1 M passages, 40 candidates for a top 10 gave recall@10 0.89, 250 gave 0.97)
+REFINE = 8  # IVF-PQ: candidates rescored exactly per passage wanted ...
+MIN_CANDIDATES = 2048  # ... and at least this many (32-byte codes at 1 M passages, layer 0: 1,024 gave recall@10 0.95, 2,048 0.97)
 HNSW_DEAD_LIMIT = 0.10  # rebuild an HNSW graph once this share of its ids is dead
-PROBE_BUDGET = 0.2  # IVF: a query visits lists, nearest first, until it has scanned this share of the codes (at most K/12 lists)
+PROBE_BUDGET = 0.4  # IVF-PQ: a query visits lists, nearest first, until it has scanned this share of the codes (at most K/6 lists)
+IVF_PROBE_BUDGET = 0.2  # IVF of full vectors: the same, at most K/12 lists (a scan of full vectors costs 12x a fast-scan code's)
 
 
 class StoredView(DenseView, Protocol):
@@ -50,10 +51,11 @@ class StoredView(DenseView, Protocol):
 class AnnIndex:
     """An ANN file opened memory-mapped, searched without dead rows, refined exactly when its scores are approximate.
 
-    IVF views visit lists nearest first until PROBE_BUDGET of the codes are scanned, at most K/12 lists. A fixed
-    nprobe cost 4x more on the lower layers than on the last one at 1 M passages: their vectors are anisotropic,
-    a few lists hold a quarter of the collection and queries land in them (20 lists of layer 1 held 280k codes,
-    of layer 6 24k). With the budget, layers 1-5 stop after ~15 lists and the last layer after K/12.
+    IVF views visit lists nearest first until a budget of the codes is scanned (PROBE_BUDGET for IVF-PQ, at most
+    K/6 lists; IVF_PROBE_BUDGET for IVF, at most K/12). A fixed nprobe cost 4x more on the lower layers than on
+    the last one at 1 M passages: their vectors are anisotropic, a few lists hold a quarter of the collection and
+    queries land in them (20 lists of layer 1 held 280k-410k codes, of layer 6 24k-65k). With the budget, those
+    queries stop after fewer lists and the last layer's after K/6.
     """
 
     def __init__(self, index: Any, exact_index: ExactIndex) -> None:
@@ -66,14 +68,15 @@ class AnnIndex:
         if self.ivf is not None:
             lists = self.ivf.invlists
             self.sizes = np.asarray([lists.list_size(i) for i in range(self.ivf.nlist)], dtype=np.int64)  # (K,)
-            self.max_probe = faiss_index.nprobe_for(self.ivf.nlist)
+            self.max_probe = faiss_index.nprobe_for(self.ivf.nlist, self.kind)
 
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and rows (q, n); IVF-PQ fetches REFINE x n candidates and rescores them from the raw vectors."""
+        """Scores and rows (q, n); IVF-PQ fetches max(REFINE x n, MIN_CANDIDATES) candidates and rescores them from
+        the raw vectors."""
         if self.kind != "ivfpq":
             return self._search(queries, n)
         _, candidates = self._search(queries, max(n * REFINE, MIN_CANDIDATES))
@@ -87,10 +90,11 @@ class AnnIndex:
         return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
     def probes(self, unit: np.ndarray) -> np.ndarray:
-        """Lists each unit query (q, d) visits: nearest first until PROBE_BUDGET of the codes, 1..max_probe."""
+        """Lists each unit query (q, d) visits: nearest first until the budget of codes, 1..max_probe."""
+        budget = PROBE_BUDGET if self.kind == "ivfpq" else IVF_PROBE_BUDGET
         _, nearest = self.ivf.quantizer.search(np.ascontiguousarray(unit, dtype=np.float32), self.max_probe)  # (q, P)
         scanned = np.cumsum(self.sizes[np.maximum(nearest, 0)], axis=1)  # (q, P)
-        return np.minimum(self.max_probe, 1 + np.count_nonzero(scanned < PROBE_BUDGET * max(self.ntotal, 1), axis=1))
+        return np.minimum(self.max_probe, 1 + np.count_nonzero(scanned < budget * max(self.ntotal, 1), axis=1))
 
 
 def _cpu_ivf(index: Any) -> Any:
@@ -167,7 +171,7 @@ def _read_or_none(path: Path, collection: str) -> Any:
 
 
 def _needs_rebuild(index: Any, kind: str, state: RowState) -> bool:
-    if faiss_index.kind_of(index) != kind:
+    if faiss_index.kind_of(index) != kind or not faiss_index.current(index):
         return True
     if kind in ("ivf", "ivfpq"):
         return faiss_index.nlist_for(kind, len(state.live)) > 2 * faiss_index._faiss().extract_index_ivf(index).nlist

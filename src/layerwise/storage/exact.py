@@ -111,16 +111,22 @@ class ExactIndex:
         return _finish(best_scores, best_rows, n)
 
     def rescore(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Exact scores (q, m) of candidate rows (q, m) (-1 pads and dead rows score -inf)."""
+        """Exact scores (q, m) of candidate rows (q, m) (-1 pads and dead rows score -inf).
+
+        The products run in numpy's own loop, not BLAS: OpenBLAS splits a product of 2,048 x 384 over its threads,
+        and a query then waits for a second core (8 ms on a loaded 2-core machine, against 0.5 ms for the whole
+        rescoring on one)."""
         unit = normalize(queries)
         out = np.full(rows.shape, -np.inf, dtype=np.float32)
-        for i, candidates in enumerate(rows):
-            keep = self.state(candidates) >= 0
-            picked = np.sort(np.unique(candidates[keep]))  # sorted reads are kinder to the page cache
-            if len(picked):
-                raw, inverse = self.vectors.unit_rows(picked)
-                score = dict(zip(picked.tolist(), ((raw @ unit[i]) * inverse).tolist()))
-                out[i, keep] = [score[r] for r in candidates[keep].tolist()]
+        live = self.state(rows) >= 0  # (q, m)
+        for i in range(len(rows)):
+            candidates = rows[i, live[i]]
+            if len(candidates):
+                order = np.argsort(candidates, kind="stable")  # rows read in file order are kinder to the page cache
+                raw, inverse = self.vectors.unit_rows(candidates[order])
+                scores = np.empty(len(candidates), dtype=np.float32)
+                scores[order] = np.einsum("cd,d->c", raw, unit[i]) * inverse  # numpy, not BLAS (the docstring)
+                out[i, live[i]] = scores
         return out
 
 

@@ -17,10 +17,14 @@ Index types (``--index``), following the FAISS guidelines:
   guideline's 4 sqrt(N)..16 sqrt(N)), trained on a sample of at most 64 K
   vectors. A search visits lists nearest first until it has scanned 20% of the codes, at most K/12 lists
   (storage/ann.py). Ids are removed and added in place.
-- ``ivfpq``: inverted lists of product-quantised codes (d/4 bytes a vector),
-  K = sqrt(N), lists visited as for ``ivf``, then exact rescoring of max(4n, 256) candidates
-  from the raw vectors: no second copy of the vectors. Ids are removed and
-  added in place.
+- ``ivfpq``: inverted lists of product-quantised codes, K = sqrt(N), scanned with
+  FAISS's fast-scan kernels (``IndexIVFPQFastScan``: 4-bit sub-quantizers of 6 dimensions,
+  d/12 bytes a vector, 32 at d = 384; their inverted lists are read into memory, not mapped).
+  Its lists and codes are fitted in L2 over the unit vectors, which ranks as inner product does
+  (|q - x|^2 = 2 - 2 q.x) and keeps the codes' residuals small on anisotropic layers;
+  lists visited nearest first until 40% of the codes are scanned, at most K/6 lists, then exact
+  rescoring of max(8n, 2048) candidates from the raw vectors: no second copy of the vectors.
+  Ids are removed and added in place.
 - ``auto``: ``flat`` below 50,000 vectors, ``ivfpq`` from there on.
 """
 
@@ -89,13 +93,16 @@ def sample_size(kind: str, n: int) -> int:
     return min(n, 65_536, max(64 * nlist_for(kind, n), 10_000) if kind == "ivf" else max(40 * nlist_for(kind, n), 10_000))
 
 
-def pq_bytes(d: int) -> int:
-    """Sub-quantizers (one byte each) of an IVF-PQ code: d/4, the largest divisor of d not above it.
+def pq_subquantizers(d: int) -> int:
+    """Sub-quantizers (4 bits each) of an IVF-PQ code: the largest divisor of d not above d/6 (64 at d = 384, a
+    32-byte code).
 
-    d/8 (48 bytes at d = 384) left the lower layers of MiniLM below 0.95 recall@10 after rescoring
-    (layer 2 of 67k real passages: 0.941 with 48 bytes, 0.959 with 96, bench/results/scale.json).
+    At 1 M passages x 7 layers of MiniLM the 32-byte fast-scan codes with 2,048 candidates rescored exactly gave
+    recall@10 >= 0.96 on every layer at ~2 ms a view, where 96-byte 8-bit codes (the earlier default) gave 0.947 on
+    layer 0 at 8-10 ms: the scan of 8-bit codes cost more than the rescoring that makes coarse codes exact
+    with L2-fitted lists (``empty``) (bench/results/scale_fastscan.json, stage sweep1m).
     """
-    return next(m for m in range(max(1, d // 4), 0, -1) if d % m == 0)
+    return next(m for m in range(max(1, d // 6), 0, -1) if d % m == 0)
 
 
 def empty(kind: str, d: int, n: int, sample: np.ndarray) -> Any:
@@ -111,18 +118,21 @@ def empty(kind: str, d: int, n: int, sample: np.ndarray) -> Any:
     if kind == "ivf":
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
     else:
-        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, pq_bytes(d), 8, faiss.METRIC_INNER_PRODUCT)
-        index.pq.cp.niter = 10  # FAISS's 25 iterations cost 2.5x the time for no measurable recall here
-        index.cp.niter = 10
+        # L2, not inner product: inner-product k-means on the lower layers (whose vectors share a large common
+        # component) gives centroids that attract by their norm, the residuals the codes quantise stay large, and
+        # 32-byte codes kept only 0.83-0.90 recall@10 on layers 1-5 at 1 M passages with 1,024 candidates (L2: 0.99)
+        index = faiss.IndexIVFPQFastScan(faiss.IndexFlatL2(d), d, nlist, pq_subquantizers(d), 4, faiss.METRIC_L2)
+        index.cp.niter = 10  # FAISS's 25 iterations cost 2.5x the time for no measurable recall here
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
-    index.nprobe = nprobe_for(nlist)
+    index.nprobe = nprobe_for(nlist, kind)
     return index
 
 
-def nprobe_for(nlist: int) -> int:
-    """The most lists an IVF search visits: K/12 (a query stops earlier once it has scanned its budget of codes,
-    storage/ann.py). At 1 M passages K/12 gave the last layer recall@10 0.956 at 6.8 ms, K/6 0.986 at 14 ms."""
-    return max(1, nlist // 12)
+def nprobe_for(nlist: int, kind: str = "ivfpq") -> int:
+    """The most lists an IVF search visits (a query stops earlier once it has scanned its budget of codes,
+    storage/ann.py): K/6 for IVF-PQ, K/12 for IVF. Fast-scan codes made scanning cheap: at 1 M passages layer 0
+    of MiniLM gave recall@10 0.93 with K/12 lists and 0.97 with K/6 (bench/results/scale_fastscan.json, sweep1m)."""
+    return max(1, nlist // (6 if kind == "ivfpq" else 12))
 
 
 def probing(nprobe: int) -> Any:
@@ -139,7 +149,35 @@ def remove(index: Any, ids: np.ndarray) -> int:
     """Remove ids in place (flat and IVF types); return how many went."""
     if not len(ids):
         return 0
-    return int(index.remove_ids(_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+    removed = int(index.remove_ids(_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+    if removed and kind_of(index) == "ivfpq" and current(index):
+        _clear_block_tails(_faiss().extract_index_ivf(index))
+    return removed
+
+
+def _clear_block_tails(ivf: Any) -> None:
+    """Zero the slots past each fast-scan list's end in its last block of 32 codes.
+
+    FAISS 1.15's remove_ids moves a list's last codes into the removed ones' places but leaves the vacated slots'
+    4-bit codes in the block, and a later add packs new codes over them (the nibbles are OR-ed): at 1 M passages,
+    rows re-added after a 1% delete were found 6 times in 16 as true top-10 neighbours, the others 98%. Each last
+    block is unpacked, its vacated codes zeroed and packed again.
+    """
+    faiss = _faiss()
+    packer = ivf.get_CodePacker()
+    lists = ivf.invlists
+    flat = np.zeros((packer.nvec, packer.code_size), dtype=np.uint8)
+    for i in range(ivf.nlist):
+        size = lists.list_size(i)
+        used = size % packer.nvec
+        if not used:
+            continue
+        nbytes = -(-size // packer.nvec) * packer.block_size
+        block = faiss.rev_swig_ptr(lists.get_codes(i), nbytes)[nbytes - packer.block_size :]  # the last block, writable
+        packer.unpack_all(faiss.swig_ptr(block), faiss.swig_ptr(flat))
+        flat[used:] = 0
+        block[:] = 0
+        packer.pack_all(faiss.swig_ptr(flat), faiss.swig_ptr(block))
 
 
 def excluding(kind: str, dead: np.ndarray, ef_search: int = 64) -> Any:
@@ -204,12 +242,21 @@ def remap(index: Any, mapping: np.ndarray) -> None:
 
 
 def kind_of(index: Any) -> str:
-    """flat, hnsw or ivf, read from a loaded index."""
+    """flat, hnsw, ivf or ivfpq, read from a loaded index."""
     faiss = _faiss()
     inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else faiss.downcast_index(index)
-    if isinstance(inner, faiss.IndexIVFPQ):
+    if isinstance(inner, (faiss.IndexIVFPQ, faiss.IndexIVFPQFastScan)):
         return "ivfpq"
     return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
+
+
+def current(index: Any) -> bool:
+    """Whether an index file has the layout this version builds for its type (an IVF-PQ file of 8-bit codes, the
+    earlier default, is rebuilt with fast-scan codes by the next update)."""
+    if kind_of(index) != "ivfpq":
+        return True
+    ivf = _faiss().downcast_index(_faiss().extract_index_ivf(index))
+    return isinstance(ivf, _faiss().IndexIVFPQFastScan) and ivf.metric_type == _faiss().METRIC_L2
 
 
 def write_atomic(index: Any, path: Path) -> FileDigest:
@@ -281,5 +328,9 @@ def search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple
     """Scores and ids (q, k) of the k nearest rows to normalised queries (q, d); id -1 pads."""
     k = max(1, min(k, index.ntotal)) if index.ntotal else 1
     if params is None:
-        return index.search(normalize(queries), k)  # also a TorchFlatIndex, which takes no parameters
-    return index.search(normalize(queries), k, params=params)
+        scores, ids_ = index.search(normalize(queries), k)  # also a TorchFlatIndex, which takes no parameters
+    else:
+        scores, ids_ = index.search(normalize(queries), k, params=params)
+    if getattr(index, "metric_type", None) == _faiss().METRIC_L2:  # squared distances of unit vectors: q.x = 1 - d/2
+        scores = 1.0 - scores / 2.0
+    return scores, ids_
