@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from layerwise.errors import CollectionExists, CollectionNotFound, CorruptIndex, ModelMismatch
+from layerwise.errors import CollectionExists, CollectionNotFound, CorruptIndex, ModelMismatch, StorageError
 from layerwise.types import Document
 from layerwise.types import ModelIdentity
 from layerwise.types import Passage
@@ -64,6 +64,17 @@ def test_float16_vector_file_round_trip(tmp_path):
     data = np.arange(8, dtype=np.float32).reshape(2, 4)
     file.append(data)
     np.testing.assert_array_equal(file.read(2), data.astype(np.float16))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_gathered_rows_equal_the_mapped_ones_in_the_order_asked(tmp_path, dtype: str):
+    file = VectorFile(tmp_path / "v", 4, dtype)
+    file.append(np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
+    rows = np.array([49, 3, 3, 17, 0])
+    np.testing.assert_array_equal(file.gather(rows), np.asarray(file.read(50))[rows])
+    assert file.gather(np.zeros(0, dtype=np.int64)).shape == (0, 4)
+    with pytest.raises(StorageError, match="shorter than row 50"):
+        file.gather(np.array([2, 50]))
 
 
 def test_index_round_trip_and_corrupt_file(tmp_path):

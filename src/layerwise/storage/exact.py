@@ -53,6 +53,11 @@ class Vectors:
         """(raw view vectors (n, d'), 1 / their norms (n,)) of some rows (a slice reads a contiguous block), mapped."""
         return self._view_of([m[rows] for m in self.maps], rows)
 
+    def gather_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As unit_rows for scattered rows (a few thousand candidates), read with pread: what rescoring reads stays
+        out of the process's RSS (VectorFile.gather)."""
+        return self._view_of([file.gather(rows) for file in self.files], rows)
+
     def read_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As unit_rows for sorted rows, read (not mapped) as one span from the first to the last: a scan over every
         row this way keeps one block in memory instead of every page of the files in the process's RSS."""
@@ -123,7 +128,7 @@ class ExactIndex:
             candidates = rows[i, live[i]]
             if len(candidates):
                 order = np.argsort(candidates, kind="stable")  # rows read in file order are kinder to the page cache
-                raw, inverse = self.vectors.unit_rows(candidates[order])
+                raw, inverse = self.vectors.gather_rows(candidates[order])
                 scores = np.empty(len(candidates), dtype=np.float32)
                 scores[order] = np.einsum("cd,d->c", raw, unit[i]) * inverse  # numpy, not BLAS (the docstring)
                 out[i, live[i]] = scores
