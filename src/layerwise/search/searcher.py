@@ -166,11 +166,10 @@ class Searcher:
         GIL: the 7 views of a 1 M-passage collection are 7 index searches with exact rescoring)."""
         if embeddings is None or not views:
             return {}
-        workers = min(len(views), os.cpu_count() or 1)
-        if workers == 1 or progress:
+        if min(len(views), os.cpu_count() or 1) == 1 or progress:
             return {v.name: self.rank(v, v.of_query(embeddings), depth) for v in tqdm(views, desc="views", disable=not progress, leave=False)}
         _ = self.row_map  # mapped once, before the threads share it
-        ranked = list(view_pool(workers).map(lambda v: self.rank(v, v.of_query(embeddings), depth), views))
+        ranked = list(view_pool().map(lambda v: self.rank(v, v.of_query(embeddings), depth), views))
         return {v.name: r for v, r in zip(views, ranked)}
 
     def search(self, query: str, specs: Sequence[str], k: int = 10, retry: bool = True) -> SearchResult:
@@ -221,10 +220,10 @@ class Searcher:
 
 
 @functools.cache
-def view_pool(workers: int) -> ThreadPoolExecutor:
-    """The process's threads that rank a search's views, started once: a pool made and joined per search cost
-    0.5 ms of each multi-view request."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="layerwise-views")
+def view_pool() -> ThreadPoolExecutor:
+    """The process's threads that rank a search's views, one per core, started once (as the first searches need
+    them): a pool made and joined per search cost 0.5 ms of each multi-view request."""
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="layerwise-views")
 
 
 os.register_at_fork(after_in_child=view_pool.cache_clear)  # a forked child has none of its parent's threads
