@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "sample" / "docs"
@@ -60,9 +61,14 @@ def cold_searches(command: list[str], env: dict[str, str], runs: int) -> dict[st
     for _ in range(runs):
         for name in samples:
             samples[name].append(run_once(command, {**env, "LAYERWISE_QUERY_ENCODER": name}))
-    return {name: {"median_wall_s": round(statistics.median(w for w, _ in s), 3),
-                   "median_cpu_s": round(statistics.median(c for _, c in s), 3),
-                   "wall_s": [round(w, 3) for w, _ in s], "cpu_s": [round(c, 3) for _, c in s]} for name, s in samples.items()}
+    return {name: summary(s) for name, s in samples.items()}
+
+
+def summary(samples: list[tuple[float, float]]) -> dict[str, Any]:
+    """Medians and every sample of (wall seconds, CPU seconds) runs."""
+    return {"median_wall_s": round(statistics.median(w for w, _ in samples), 3),
+            "median_cpu_s": round(statistics.median(c for _, c in samples), 3),
+            "wall_s": [round(w, 3) for w, _ in samples], "cpu_s": [round(c, 3) for _, c in samples]}
 
 
 def emit(result: dict, out: Path | None) -> None:

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from coldstart import cold_searches, cpu_model, emit, run_once  # noqa: E402
+from coldstart import cold_searches, cpu_model, emit, run_once, summary  # noqa: E402
 
 from layerwise.server import running  # noqa: E402
 from layerwise.storage.location import database_url, home_dir  # noqa: E402
@@ -101,9 +100,7 @@ def cpu_seconds(pid: int) -> float:
 def forwarded_searches(command: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
     """Wall and CPU time of a one-shot CLI search that the running server answers (it announced itself in the home)."""
     run_once(command, env)
-    samples = [run_once(command, env) for _ in range(max(runs, 3))]
-    return {"median_wall_s": round(statistics.median(w for w, _ in samples), 3), "median_cpu_s": round(statistics.median(c for _, c in samples), 3),
-            "wall_s": [round(w, 3) for w, _ in samples]}
+    return summary([run_once(command, env) for _ in range(max(runs, 3))])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -142,7 +139,8 @@ def main() -> None:
                                                            "p99_ms": round(1000 * percentile(latencies, 99), 2), "n": len(latencies),
                                                            "server_cpu_ms_per_request": round(1000 * spent / len(latencies), 2)}
                 print(name, clients, result["server"][f"{name} @ {clients}"], file=sys.stderr)
-        if running.find(home_dir(args.home), database_url(None, home_dir(args.home))) is None:
+        home = home_dir(args.home)
+        if running.find(home, database_url(None, home)) is None:
             raise SystemExit("the server did not announce itself in its home (server.json)")
         result["cli_forwarded"] = forwarded_searches(command[:-1], env, args.cold_runs)  # the same search, answered by this server
     finally:
