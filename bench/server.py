@@ -114,7 +114,8 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--home", type=Path, help="default: $LAYERWISE_HOME")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per setting and client count")
-    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--cold-runs", type=int, default=3, help="0 skips the CLI's cold and forwarded searches")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrent clients of each setting")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -131,7 +132,7 @@ def main() -> None:
     try:
         timed_requests(url, args.collection, ["all", "bm25"], queries, 1, 20)  # warm-up: encoder, indices, caches
         for name, views in SETTINGS.items():
-            for clients in (1, 8):
+            for clients in args.clients:
                 spent = cpu_seconds(server.pid)
                 latencies = timed_requests(url, args.collection, views, queries, clients, args.requests)
                 spent = cpu_seconds(server.pid) - spent
@@ -139,6 +140,9 @@ def main() -> None:
                                                            "p99_ms": round(1000 * percentile(latencies, 99), 2), "n": len(latencies),
                                                            "server_cpu_ms_per_request": round(1000 * spent / len(latencies), 2)}
                 print(name, clients, result["server"][f"{name} @ {clients}"], file=sys.stderr)
+        if not args.cold_runs:
+            emit(result, args.out)
+            return
         home = home_dir(args.home)
         if running.find(home, database_url(None, home)) is None:
             raise SystemExit("the server did not announce itself in its home (server.json)")

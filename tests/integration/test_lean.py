@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
+from layerwise import cores
 from layerwise.indexer import lean
 from layerwise.indexer.encoder import Encoder
 from layerwise.settings import EncoderSettings
@@ -61,3 +62,13 @@ def test_only_plain_fp32_bert_on_the_cpu(tiny_bert_dir: Path):
     model.config.position_embedding_type = "relative_key"
     assert lean.of(model, torch.device("cpu"), torch.float32) is None
     assert Encoder(EncoderSettings(device="cpu", quantize="int8")).lean_pass is None
+
+
+@pytest.mark.parametrize("granted", [1, 2])
+def test_a_search_granted_one_core_or_every_core_encodes_the_same_vectors(encoder: Encoder, monkeypatch: pytest.MonkeyPatch,
+                                                                           granted: int):
+    monkeypatch.setattr(cores, "share", lambda *_: granted)
+    outside = encoder.encode([TEXTS[2]]).vectors
+    with cores.searching():
+        inside = encoder.encode([TEXTS[2]]).vectors
+    assert np.abs(inside - outside).max() <= 1e-5

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from layerwise import cores
 from layerwise.api import Library
 from layerwise.server import Limits, create_app
 from layerwise.server.security import check_binding, is_loopback
@@ -54,6 +58,26 @@ def test_search_answers_what_the_api_answers(client: TestClient, library: Librar
     assert expected["results"][0]["hits"][0]["doc_id"] == "ops/log-rotation.md"
     hit = expected["results"][0]["hits"][0]
     assert set(hit) == {"rank", "score", "doc_id", "title", "text", "char_start", "char_end", "row"}
+
+
+def test_a_request_counts_once_as_work_and_its_search_gets_the_share(client: TestClient, monkeypatch: pytest.MonkeyPatch):
+    """The middleware counts the request in the event loop; its search, run in a worker thread, is not counted again."""
+    counted: list[str] = []
+
+    class Recorded(cores.Requests):
+        @contextmanager
+        def working(self) -> Iterator[None]:
+            if not cores._counted.get():
+                counted.append(threading.current_thread().name)
+            with super().working():
+                yield
+
+    monkeypatch.setattr(cores, "REQUESTS", Recorded())
+    seen: list[int] = []
+    monkeypatch.setattr(cores, "share", lambda available, others, requests: seen.append(requests) or 1)
+    assert client.get("/api/collections/sample/search", params={"q": QUERY, "view": "-1"}).status_code == 200
+    assert seen == [1] and len(counted) == 1 and "worker" not in counted[0].lower()  # counted before the endpoint's thread
+    assert cores.REQUESTS.count == 0
 
 
 def test_post_search_equals_get(client: TestClient):

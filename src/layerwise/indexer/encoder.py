@@ -28,8 +28,9 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from layerwise import cores
 from layerwise.errors import LayerRangeError, UsageError
-from layerwise.indexer import lean, model as model_io
+from layerwise.indexer import lean, model as model_io, team
 from layerwise.indexer.batching import Batch, DeviceSink, Feed, HostSink, assemble, plan_batches
 from layerwise.indexer.device import default_max_batch, default_token_budget, resolve_device, resolve_dtype
 from layerwise.indexer.graphs import QueryGraphs
@@ -141,7 +142,7 @@ class Encoder:
         """Pooled vectors of the given hidden states (default: all) for each text, in input order."""
         wanted = self.states(layers)
         if len(texts) == 1 and self.lean_pass is not None:  # a query: no batching machinery, no module overhead
-            vectors = self.lean_pass.pooled(self.tokenize(texts)[0], wanted, self.pooling)  # (k, d)
+            vectors = team.run(cores.granted(), self.lean_pass.pooled, self.tokenize(texts)[0], wanted, self.pooling)  # (k, d)
             return LayerEmbeddings(vectors.numpy()[None], wanted, self.identity)
         if len(texts) == 1 and self.query_graphs:
             vectors = self._graph_encode(texts[0], wanted)

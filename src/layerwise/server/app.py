@@ -27,7 +27,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException  # what routing raises for 404/405
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from layerwise import cores
 from layerwise.api import KnowledgeBase, Library
 from layerwise.errors import LayerwiseError, UsageError
 from layerwise.server.security import BodyLimit, Limits, bearer_ok, error_body
@@ -95,6 +97,7 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
         description="Semantic search over every layer of a BERT-family encoder. Responses follow docs/json.md (schema_version 1).",
     )
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(CountedWork)
     _errors(app)
 
     async def authorized(request: Request) -> None:  # async: a sync dependency would cost each request a thread hop
@@ -110,6 +113,22 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_api_route("/", lambda: FileResponse(str(STATIC / "index.html")), methods=["GET"], include_in_schema=False)
     return app
+
+
+class CountedWork:
+    """ASGI middleware that counts every HTTP request as work in flight (``cores.working``) until its response is
+    sent: a search granted every idle core while another request is still being parsed or answered in the event
+    loop would have its kernel threads wait for that core."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with cores.working():
+            await self.app(scope, receive, send)
 
 
 class Unauthorized(LayerwiseError):

@@ -1,0 +1,41 @@
+"""Where a query's kernels run: the team thread with every core, or the caller's thread with one."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from layerwise import cores
+from layerwise.indexer import team
+
+
+def _where() -> tuple[str, int]:
+    return threading.current_thread().name, torch.get_num_threads()
+
+
+def _threads_of_a_new_thread() -> int:
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_outside_a_search_torch_is_left_alone():
+    assert team.run(None, _where) == (threading.current_thread().name, torch.get_num_threads())
+
+
+def test_one_core_keeps_the_kernels_in_the_calling_thread_and_restores_its_count():
+    before = torch.get_num_threads()
+    name, threads = team.run(1, _where)
+    assert name == threading.current_thread().name and threads == 1
+    assert torch.get_num_threads() == before
+
+
+def test_more_cores_run_in_the_team_thread_and_leave_the_default_for_new_threads():
+    default = _threads_of_a_new_thread()
+    name, threads = team.run(2, _where)
+    assert name.startswith("layerwise-kernels") and threads == cores.available()
+    assert team.run(2, _where)[0] == name  # always the same thread: one team in the process
+    assert _threads_of_a_new_thread() == default  # the team's count did not become torch's default
