@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
@@ -96,3 +98,9 @@ def _granted_in_search() -> int | None:
     with cores.searching():
         assert cores.REQUESTS.count == 1
         return cores.granted()
+
+
+def test_the_server_sets_the_spin_count_before_torch_loads():
+    """spin_briefly only works if torch (libgomp) is not loaded yet when serve() calls it."""
+    code = "import sys, layerwise.server.run, layerwise.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from layerwise import cores
 from layerwise.api import Library
 from layerwise.server import running
 from layerwise.server.app import create_app
@@ -51,6 +52,7 @@ def serve(
     """Serve a home's collections until interrupted; refuses a non-loopback host without a token."""
     import uvicorn
 
+    cores.spin_briefly()  # before create_app loads torch
     check_binding(host, token)
     library = Library(home, db, device=device, dtype=dtype, query_encoder="full")
     address = running.Address(os.getpid(), host, port, bool(token), running.database_digest(library.store.url))
