@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from layerwise.search.searcher import Searcher
-from layerwise.storage import ann, bm25, check as checking, compaction, faiss_index, integrity, rowmap
+from layerwise.storage import ann, bm25, check as checking, compaction, exact, faiss_index, integrity, rowmap
 from layerwise.storage.collection import Collection, Store
 from layerwise.storage.exact import ExactIndex
 from layerwise.storage.rowmap import RowState
@@ -125,9 +125,61 @@ def test_reader_of_an_older_collection_maps_rows_from_the_database(tmp_path):
     assert rowmap.row_file(col).rows_on_disk() == 3 and rowmap.norm_file(col).rows_on_disk() == 3
 
 
-def test_exact_search_over_mapped_files_equals_brute_force_and_skips_dead_rows(tmp_path, monkeypatch):
-    from layerwise.storage import exact
+def test_a_reader_searching_again_scans_an_8bit_copy_with_the_same_results(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 2000)
+    col.delete_documents([f"d{i}" for i in range(0, 2000, 5)])
+    index = ExactIndex(col, layer_views(3)[2], _state(col))
+    queries = np.random.default_rng(3).normal(size=(40, 16)).astype(np.float32)
+    first = index.search(queries[:1], 30)
+    assert index._quantized is None  # a one-shot search reads the mapped rows only
+    for query in queries:
+        scores, rows = index.search(query[None], 30)
+        expected_scores, expected_rows = index._scan(query[None], 30)
+        np.testing.assert_array_equal(rows, expected_rows)
+        np.testing.assert_allclose(scores, expected_scores, atol=1e-6)
+    assert index._quantized is not None and index._quantized.ntotal == 1600
+    np.testing.assert_array_equal(first[1], index.search(queries[:1], 30)[1])
+    np.testing.assert_array_equal(index.search(queries[:1], 30)[1], _brute(col, 2, queries[:1], 30))
 
+
+def test_an_evaluation_batch_scans_the_mapped_rows(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    _add(col, 0, 300)
+    index = ExactIndex(col, layer_views(3)[1], _state(col))
+    queries = np.random.default_rng(4).normal(size=(10, 16)).astype(np.float32)
+    for _ in range(3):
+        _, rows = index.search(queries, 5)
+    assert index._quantized is None
+    np.testing.assert_array_equal(rows, _brute(col, 1, queries, 5))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_quantized_rows_widen_the_candidates_until_the_bound_proves_the_top_n(seed: int):
+    """A cluster of 500 rows closer together than the 8-bit error among 2,500 spread ones: the first 2n candidates
+    cannot be proven, the search widens past the cluster and still returns the exact top n."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=16).astype(np.float32)
+    spread = rng.normal(size=(2500, 16)).astype(np.float32)
+    cluster = base + rng.normal(scale=3e-3, size=(500, 16)).astype(np.float32)  # score gaps ~1e-6: no float ties
+    unit = faiss_index.normalize(np.concatenate([spread, cluster]))
+    rows = np.arange(3000, dtype=np.int64) * 2  # rows of the file are not positions in the copy
+    quantized = exact.QuantizedRows(rows, unit)
+    asked: list[int] = []
+
+    def scores_of(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        asked.append(len(candidates))
+        return unit[candidates // 2] @ query
+
+    query = faiss_index.normalize(base[None] + rng.normal(scale=0.3, size=(1, 16)).astype(np.float32))  # gaps >> float ulp
+    got_scores, got_rows = quantized.search(query, 25, scores_of)
+    expected = np.argsort(-(unit @ query[0]), kind="stable")[:25]
+    np.testing.assert_array_equal(got_rows[0], rows[expected])
+    np.testing.assert_allclose(got_scores[0], (unit @ query[0])[expected], atol=1e-6)
+    assert asked[0] == 89 and len(asked) > 1  # max(2n, n + 64) first, then wider
+
+
+def test_exact_search_over_mapped_files_equals_brute_force_and_skips_dead_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(exact, "CHUNK", 64)  # several blocks
     col = Store(home=tmp_path).create("c", IDENTITY)
     _add(col, 0, 300)
