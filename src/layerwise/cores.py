@@ -8,7 +8,8 @@ two threads took 16 ms at the median and 164 ms at p99, against 8 and 13 ms with
 
 So a search asks here for its share as it starts (``searching``). The share is the
 cores that other processes left idle over the last tenth of a second (Linux's
-``/proc/stat`` less this process's own CPU time), divided among the requests this
+``/proc/stat`` less this process's own CPU time; before that, the tasks running at
+that moment, from ``/proc/loadavg``), divided among the requests this
 process has in flight (``working``, which the server wraps around every request: a
 request busy in the event loop, not yet searching, needs a core too). Where the load
 cannot be read, the other cores count as busy. The encoder reads the share of its
@@ -31,6 +32,7 @@ SPIN = "5000"  # GOMP_SPINCOUNT of a server (spin_briefly)
 BUSY = 0.5  # cores of other work that count as one core taken
 
 _STAT = Path("/proc/stat")
+_LOADAVG = Path("/proc/loadavg")
 _counted: ContextVar[bool] = ContextVar("layerwise_core_counted", default=False)
 _granted: ContextVar[int | None] = ContextVar("layerwise_cores_granted", default=None)
 
@@ -46,22 +48,33 @@ def busy_seconds(stat: str) -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def running_now(loadavg: Path) -> float | None:
+    """Tasks running on the machine right now other than the caller, from /proc/loadavg's 'running/total'."""
+    try:
+        return float(max(0, int(loadavg.read_text().split()[3].split("/")[0]) - 1))
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class Load:
     """Cores that other processes kept busy, measured over intervals of at least INTERVAL seconds."""
 
-    def __init__(self, stat: Path = _STAT) -> None:
+    def __init__(self, stat: Path = _STAT, loadavg: Path = _LOADAVG) -> None:
         self.stat = stat
+        self.loadavg = loadavg
         self._lock = threading.Lock()
         self._last: tuple[float, float, float] | None = None  # (wall, machine busy, this process's CPU) seconds
         self._others: float | None = None  # None: not measured yet
 
     def others(self) -> float | None:
-        """Cores busy with other processes' work over the last measured interval; None where it cannot be read."""
+        """Cores busy with other processes' work over the last measured interval; None where it cannot be read.
+        Before the first interval (a one-shot command's only search), the tasks running right now, less the caller:
+        a fresh process has no threads of its own at work yet."""
         now = time.monotonic()
         with self._lock:
             if self._last is None or now - self._last[0] >= INTERVAL:
                 self._sample(now)
-            return self._others
+            return self._others if self._others is not None else running_now(self.loadavg)
 
     def _sample(self, now: float) -> None:
         try:

@@ -40,16 +40,18 @@ def test_load_is_machine_busy_time_less_this_process(tmp_path: Path, monkeypatch
     monkeypatch.setattr(cores.time, "monotonic", lambda: clock["wall"])
     monkeypatch.setattr(cores.time, "process_time", lambda: clock["own"])
     monkeypatch.setattr(cores.os, "sysconf", lambda name: 100)
-    load = cores.Load(stat)
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.50 0.40 0.30 2/123 4567\n")  # the caller and one other task running
+    load = cores.Load(stat, loadavg)
     stat.write_text(STAT.format(busy=1000, idle=0))
-    assert load.others() is None  # one reading: nothing measured yet
+    assert load.others() == 1.0  # one reading: no interval yet, so the tasks running right now
     clock.update(wall=100.5, own=5.2)  # this process used 0.2 s of the 0.5 s
     stat.write_text(STAT.format(busy=1000 + 80, idle=20))  # the machine 0.8 s
     assert load.others() == pytest.approx(1.2)  # another process kept 1.2 cores busy
     clock.update(wall=100.55, own=5.9)
     stat.write_text(STAT.format(busy=5000, idle=20))
     assert load.others() == pytest.approx(1.2)  # within INTERVAL: the last figure, not re-read
-    assert cores.Load(tmp_path / "missing").others() is None
+    assert cores.Load(tmp_path / "missing", tmp_path / "missing").others() is None
 
 
 def test_work_is_counted_once_per_context_and_searches_see_their_share(monkeypatch: pytest.MonkeyPatch):
