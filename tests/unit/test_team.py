@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from layerwise import cores
@@ -33,7 +34,14 @@ def test_one_core_keeps_the_kernels_in_the_calling_thread_and_restores_its_count
     assert torch.get_num_threads() == before
 
 
-def test_more_cores_run_in_the_team_thread_and_leave_the_default_for_new_threads():
+def test_more_cores_leave_torch_alone_until_a_server_takes_over(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(team, "_taken_over", False)
+    assert team.run(2, _where) == (threading.current_thread().name, torch.get_num_threads())
+
+
+def test_more_cores_run_in_the_team_thread_and_leave_the_default_for_new_threads(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(team, "_taken_over", False)
+    team.take_over()
     default = _threads_of_a_new_thread()
     name, threads = team.run(2, _where)
     assert name.startswith("layerwise-kernels") and threads == cores.available()

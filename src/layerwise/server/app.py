@@ -82,13 +82,17 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
     ``kernel_threads`` sets torch's and numpy's BLAS threads per operation: concurrency comes
     from the requests (and a search's views, ranked in threads), and on a small machine eight
     requests with a team of spinning kernel threads each ran slower than eight single-threaded
-    ones (None leaves both alone).
+    ones (None leaves both alone). A search alone on an idle machine still encodes on every core,
+    through the one team thread (``indexer.team``, ``cores``).
     """
     if kernel_threads:
         import torch  # the server loads the full encoder anyway
         from threadpoolctl import threadpool_limits
 
+        from layerwise.indexer import team
+
         torch.set_num_threads(kernel_threads)
+        team.take_over()  # a search alone on the machine uses every core through the one team thread
         threadpool_limits(kernel_threads, user_api="blas")  # process-wide: exact search's products over mapped rows
     app = FastAPI(
         lifespan=lifespan,
