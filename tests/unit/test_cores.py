@@ -106,3 +106,22 @@ def test_the_server_sets_the_spin_count_before_torch_loads():
     """spin_briefly only works if torch (libgomp) is not loaded yet when serve() calls it."""
     code = "import sys, layerwise.server.run, layerwise.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"cpu.max": "200000 100000\n"}, 2.0),  # cgroup v2: two cores
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.5),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_cgroup_quota(tmp_path: Path, files: dict[str, str], expected: float | None):
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    assert cores.cgroup_quota(tmp_path) == expected
+
+
+def test_a_quota_caps_the_cores(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(cores, "cgroup_quota", lambda: 1.5)
+    assert cores.available() == 1

@@ -28,18 +28,25 @@ T = TypeVar("T")
 _taken_over = False
 
 
-def _own_all_cores() -> None:
-    """Give the team thread one kernel thread per core, leaving torch's process-wide default as it was."""
+def _own(count: int) -> None:
+    """Give the calling (team) thread ``count`` kernel threads, leaving torch's process-wide default as it was."""
     default = torch.get_num_threads()
-    torch.set_num_threads(cores.available())  # this thread's count, and (a side effect) torch's default for new threads
+    torch.set_num_threads(count)  # this thread's count, and (a side effect) torch's default for new threads
     restore = threading.Thread(target=torch.set_num_threads, args=(default,), name="layerwise-restore-threads")
     restore.start()  # a thread of its own puts the default back without touching this thread's count
     restore.join()
 
 
+def _with_threads(count: int, work: Callable[..., T], *args: object) -> T:
+    """In the team thread: ``work(*args)`` on ``count`` kernel threads (a share can be less than every core)."""
+    if torch.get_num_threads() != count:
+        _own(count)
+    return work(*args)
+
+
 @cache
 def _team() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(1, thread_name_prefix="layerwise-kernels", initializer=_own_all_cores)
+    return ThreadPoolExecutor(1, thread_name_prefix="layerwise-kernels", initializer=lambda: _own(cores.available()))
 
 
 os.register_at_fork(after_in_child=_team.cache_clear)  # a forked child has none of its parent's threads
@@ -61,7 +68,7 @@ def run(granted: int | None, work: Callable[..., T], *args: object) -> T:
     if granted is None or (granted > 1 and not _taken_over):
         return work(*args)
     if granted > 1:
-        return _team().submit(work, *args).result()
+        return _team().submit(_with_threads, granted, work, *args).result()
     previous = torch.get_num_threads()
     if previous != 1:
         torch.set_num_threads(1)
