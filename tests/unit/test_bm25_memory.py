@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,7 @@ def test_a_word_fts5_splits_into_several_tokens_is_left_to_fts5(session):
     index = bm25_memory.build(session, COLLECTION)
     assert bm25_memory.query_phrases("foo_bar cat") is None
     assert index.search("foo_bar cat", 10) is None
-    keys, scores, first = _bm25_documents(index, session, COLLECTION, "foo_bar cat", 10)
+    keys = _bm25_documents(index, session, COLLECTION, "foo_bar cat", 10)[0]
     expected = fts5(session, "foo_bar cat", 10)
     assert keys.tolist() == [e[0] for e in expected] and len(expected) > 0
 
@@ -176,3 +177,19 @@ def test_scifact_test_queries_rank_as_fts5(sessions):
         index = bm25_memory.build(s, COLLECTION)
         compared = sum(assert_same(index, s, query, 100) for query in texts)
     assert compared == 300 * 100
+
+
+def test_threads_build_once_and_search_alike(sessions, session):
+    expected = {q: fts5(session, q, 5) for q in queries(80, seed=9) if bm25_memory.query_phrases(q) is not None}
+    lazy = bm25_memory.Lazy()
+    bm25_memory._TOKENIZER._cache.clear()  # threads tokenise words concurrently too
+
+    def run(query: str) -> bool:
+        with sessions() as s:
+            index = lazy.index(s, COLLECTION)
+            found = index.search(query, 5) if index is not None else None
+        return found is None or found[0].tolist() == [e[0] for e in expected[query]]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(run, list(expected) * 5))
+    assert lazy.index(session, COLLECTION) is not None

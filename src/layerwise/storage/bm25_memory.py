@@ -108,25 +108,30 @@ class _Tokenizer:
         self._db: sqlite3.Connection | None = None
 
     def tokens(self, words: list[str]) -> list[tuple[str, ...]]:
-        missing = [w for w in words if w not in self._cache]
+        cache = self._cache  # entries are never removed from a dict: a full cache is replaced by a new one
+        found = {w: cache[w] for w in words if w in cache}
+        missing = [w for w in words if w not in found]
         if missing:
             with self._lock:
-                self._fill(missing)
-        return [self._cache[w] for w in words]
+                found.update(self._fill(missing))
+        return [found[w] for w in words]
 
-    def _fill(self, words: list[str]) -> None:
+    def _fill(self, words: list[str]) -> dict[str, tuple[str, ...]]:
+        """Tokenise words (rows of a transaction rolled back afterwards) and cache them."""
         db = self._connection()
-        found: dict[int, list[str]] = {i: [] for i in range(len(words))}
+        tokens: dict[int, list[str]] = {i: [] for i in range(len(words))}
         db.execute("BEGIN")
         try:
             db.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", list(enumerate(words)))
             for term, doc in db.execute("SELECT term, doc FROM v ORDER BY doc, offset"):
-                found[doc].append(term)
+                tokens[doc].append(term)
         finally:
             db.execute("ROLLBACK")
-        if len(self._cache) + len(words) > _CACHED_WORDS:
-            self._cache = {}
-        self._cache.update({w: tuple(found[i]) for i, w in enumerate(words)})
+        new = {w: tuple(tokens[i]) for i, w in enumerate(words)}
+        cache = self._cache if len(self._cache) + len(new) <= _CACHED_WORDS else {}
+        cache.update(new)
+        self._cache = cache
+        return new
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
