@@ -162,17 +162,34 @@ def _varints(blob: bytes) -> list[int]:
 
 
 def build(session: Session, collection_id: int, limit: int = MAX_DOCUMENTS) -> DocumentIndex | None:
-    """The in-memory copy of the collection's whole-document FTS5 table; None off SQLite or above ``limit`` documents."""
+    """The in-memory copy of the collection's whole-document FTS5 table, read in one snapshot.
+
+    None off SQLite, above ``limit`` documents, or when FTS5's records do not agree
+    with each other (the caller then keeps FTS5).
+    """
     if session.get_bind().dialect.name != "sqlite":
         return None
     db = session.connection().connection.driver_connection
-    name = bm25.document_table(collection_id)
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN")  # every read below sees the same commit
+    try:
+        return _read(db, bm25.document_table(collection_id), limit)
+    finally:
+        if own:
+            db.execute("ROLLBACK")
+
+
+def _read(db: sqlite3.Connection, name: str, limit: int) -> DocumentIndex | None:
     keys, lengths = _document_lengths(db, name)
     if len(keys) > limit:
         return None
     rows, tokens = _totals(db, name, len(keys), int(lengths.sum()))
-    terms, starts, docs, counts = _postings(db, name, keys)
-    norm = K1 * ((1 - B) + (B * lengths.astype(np.float64)) / (tokens / rows if rows else 1.0))
+    found = _postings(db, name, keys)
+    if found is None:
+        return None
+    terms, starts, docs, counts = found
+    norm = K1 * ((1 - B) + (B * lengths.astype(np.float64)) / (tokens / rows if rows else 1.0))  # as fts5Bm25Function
     freq = counts.astype(np.float64)
     weights = (freq * (K1 + 1.0)) / (freq + norm[docs])
     return DocumentIndex(keys, _first_rows(db, keys), rows, terms, starts, docs, weights)
@@ -195,31 +212,40 @@ def _totals(db: sqlite3.Connection, name: str, documents: int, tokens: int) -> t
     return documents, tokens
 
 
-def _postings(db: sqlite3.Connection, name: str, keys: np.ndarray) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
-    """Terms, term starts, document positions and counts, read from an fts5vocab 'instance' table (term, then rowid order)."""
-    vocab = f"lw_vocab_{name}"
-    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{vocab} USING fts5vocab(main, '{name}', 'instance')")
+def _postings(db: sqlite3.Connection, name: str, keys: np.ndarray
+              ) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray] | None:
+    """Terms, term starts, document positions and counts; None when FTS5's vocabularies disagree.
+
+    The 'row' vocabulary gives each term and its instance count, the 'instance' one the
+    rowid of every instance, both in FTS5's term order (rowids ascending within a term).
+    """
+    made = []
     try:
-        terms, term_of, rowids = _instances(db.execute(f"SELECT term, doc FROM temp.{vocab}"))
+        for kind in ("row", "instance"):
+            made.append(vocab := f"lw_{kind}_{name}")
+            db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{vocab} USING fts5vocab(main, '{name}', '{kind}')")
+        listed = db.execute(f"SELECT term, cnt FROM temp.{made[0]}").fetchall()
+        rowids = np.fromiter((r[0] for r in db.execute(f"SELECT doc FROM temp.{made[1]}")), dtype=np.int64)
     finally:
-        db.execute(f"DROP TABLE IF EXISTS temp.{vocab}")
+        for vocab in made:
+            db.execute(f"DROP TABLE IF EXISTS temp.{vocab}")
+    instances = np.fromiter((r[1] for r in listed), dtype=np.int64, count=len(listed))
+    if int(instances.sum()) != len(rowids):
+        return None
+    term_of = np.repeat(np.arange(len(listed), dtype=np.int64), instances)
+    same_term = term_of[1:] == term_of[:-1]
+    if np.any(same_term & (rowids[1:] < rowids[:-1])):
+        return None
     new = np.ones(len(rowids), dtype=bool)  # a new (term, document) pair starts here
-    new[1:] = (term_of[1:] != term_of[:-1]) | (rowids[1:] != rowids[:-1])
+    new[1:] = ~same_term | (rowids[1:] != rowids[:-1])
     begins = np.flatnonzero(new)
+    at = np.searchsorted(keys, rowids[begins])
+    if len(at) and (at.max() >= len(keys) or np.any(keys[at] != rowids[begins])):
+        return None  # an instance of a document docsize does not hold
     counts = np.diff(np.append(begins, len(rowids)))
-    docs = np.searchsorted(keys, rowids[begins]).astype(np.int32)
-    starts = np.searchsorted(term_of[begins], np.arange(len(terms) + 1)).astype(np.int64)
-    return terms, starts, docs, counts
-
-
-def _instances(cursor: sqlite3.Cursor) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-    terms: dict[str, int] = {}
-    term_of: list[int] = []
-    rowids: list[int] = []
-    for term, doc in cursor:
-        term_of.append(terms.setdefault(term, len(terms)))
-        rowids.append(doc)
-    return terms, np.asarray(term_of, dtype=np.int64), np.asarray(rowids, dtype=np.int64)
+    starts = np.searchsorted(term_of[begins], np.arange(len(listed) + 1)).astype(np.int64)
+    terms = {r[0]: i for i, r in enumerate(listed)}
+    return terms, starts, at.astype(np.int32), counts
 
 
 def _first_rows(db: sqlite3.Connection, keys: np.ndarray) -> np.ndarray:
