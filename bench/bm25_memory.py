@@ -1,7 +1,8 @@
 """Whole-document BM25 in-process: FTS5 against the in-memory index, side by side in one run.
 
     python bench/bm25_memory.py --db /work/homes/scifact-v3/layerwise.db --collection-id 1 \
-        --queries ../shared/data/scifact/queries.jsonl --qrels ../shared/data/scifact/qrels/test.tsv
+        --queries ../shared/data/scifact/queries.jsonl --qrels ../shared/data/scifact/qrels/test.tsv \
+        --out bench/results/bm25_memory.json
 
 For each query (the qrels' test queries) and each k, times ``bm25.search_documents``
 (FTS5) and the searcher's in-memory path (``searcher._bm25_documents`` with the built
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 import tracemalloc
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--queries", required=True)
     parser.add_argument("--qrels", required=True)
     parser.add_argument("--k", type=int, nargs="+", default=[100, 10])
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     wanted = {line.split("\t")[0] for line in Path(args.qrels).read_text().splitlines()[1:]}
     queries = [q["text"] for line in Path(args.queries).read_text().splitlines() if (q := json.loads(line))["_id"] in wanted]
@@ -62,7 +65,7 @@ def main() -> None:
             bm25.search_documents(session, cid, q, 10)
             _bm25_documents(index, session, cid, q, 10)
 
-    report = {"queries": len(queries), "documents": len(index.keys), "postings": len(index.docs), "terms": len(index.terms),
+    report = {"load_average_before": os.getloadavg(), "queries": len(queries), "documents": len(index.keys), "postings": len(index.docs), "terms": len(index.terms),
               "build_s": round(build_s, 3), "index_arrays_mb": round(index.nbytes / 1e6, 2),
               "retained_mb": round(retained / 1e6, 2), "fallbacks": sum(bm25_memory.query_phrases(q) is None for q in queries)}
     for k in args.k:
@@ -83,7 +86,10 @@ def main() -> None:
                             "memory_p90_ms": round(percentile(memory, 90), 3),
                             "speedup_p50": round(statistics.median(fts) / statistics.median(memory), 1),
                             "queries_differing": differ}
+    report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
