@@ -198,6 +198,7 @@ class Searcher:
         for cached in ("row_map", "doc_ids"):
             self.__dict__.pop(cached, None)
         self._indices.clear()
+        self._bm25_memory = bm25_memory.Lazy()
         self.generation, self.committed, self.stale = state
         self._stored = self.collection.stored_views()
         return True
