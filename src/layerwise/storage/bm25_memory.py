@@ -232,18 +232,23 @@ def _postings(db: sqlite3.Connection, name: str, keys: np.ndarray
     instances = np.fromiter((r[1] for r in listed), dtype=np.int64, count=len(listed))
     if int(instances.sum()) != len(rowids):
         return None
-    term_of = np.repeat(np.arange(len(listed), dtype=np.int64), instances)
-    same_term = term_of[1:] == term_of[:-1]
-    if np.any(same_term & (rowids[1:] < rowids[:-1])):
+    term_starts = np.concatenate(([0], np.cumsum(instances)))  # in instances
+    first_of_term = np.zeros(len(rowids), dtype=bool)
+    first_of_term[term_starts[:-1][instances > 0]] = True
+    if np.any(~first_of_term[1:] & (rowids[1:] < rowids[:-1])):
         return None
-    new = np.ones(len(rowids), dtype=bool)  # a new (term, document) pair starts here
-    new[1:] = ~same_term | (rowids[1:] != rowids[:-1])
+    new = first_of_term  # a new (term, document) pair starts here
+    new[1:] |= rowids[1:] != rowids[:-1]
+    if len(new):
+        new[0] = True
     begins = np.flatnonzero(new)
-    at = np.searchsorted(keys, rowids[begins])
-    if len(at) and (at.max() >= len(keys) or np.any(keys[at] != rowids[begins])):
+    del new, first_of_term
+    documents = rowids[begins]
+    at = np.searchsorted(keys, documents)
+    if len(at) and (at.max() >= len(keys) or np.any(keys[at] != documents)):
         return None  # an instance of a document docsize does not hold
     counts = np.diff(np.append(begins, len(rowids)))
-    starts = np.searchsorted(term_of[begins], np.arange(len(listed) + 1)).astype(np.int64)
+    starts = np.searchsorted(begins, term_starts).astype(np.int64)  # every term starts a pair
     terms = {r[0]: i for i, r in enumerate(listed)}
     return terms, starts, at.astype(np.int32), counts
 
