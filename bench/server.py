@@ -6,7 +6,7 @@
 Starts ``layerwise serve`` on a free 127.0.0.1 port (a separate process, as a user
 would run it), waits for it to warm up, then times GET /api/collections/C/search
 from 1 and from 8 concurrent clients (keep-alive connections, queries rotated, 20
-warm-up requests first) for one view (-1), all 7 layer views (all) and
+warm-up requests first) for whole-document BM25 (bm25), one view (-1), all 7 layer views (all) and
 rrf(bm25 | -1); p50 and p99 over --requests requests per setting. In the same run it
 times the CLI's cold ``layerwise search C QUERY --view all --json`` (a fresh process
 each time) with the light query encoder (the default) and with the full one, and the
@@ -38,7 +38,7 @@ from coldstart import cold_searches, cpu_model, emit, run_once, summary  # noqa:
 from layerwise.server import running  # noqa: E402
 from layerwise.storage.location import database_url, home_dir  # noqa: E402
 
-SETTINGS = {"one view (-1)": ["-1"], "all 7 layer views": ["all"], "rrf(bm25 | -1)": ["rrf(bm25 | -1)"]}
+SETTINGS = {"bm25": ["bm25"], "one view (-1)": ["-1"], "all 7 layer views": ["all"], "rrf(bm25 | -1)": ["rrf(bm25 | -1)"]}
 
 
 def free_port() -> int:

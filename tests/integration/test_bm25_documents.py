@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from layerwise.api import Library
 from layerwise.cli import app
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
@@ -46,3 +48,19 @@ def test_deleting_a_document_removes_it_from_document_bm25(home):
     assert top(home, "split", "bm25", "logrotate")[0][0] == "ops/log-rotation.md"
     assert runner.invoke(app, ["delete", "split", "ops/log-rotation.md", "--home", str(home)]).exit_code == 0
     assert "ops/log-rotation.md" not in [d for d, _ in top(home, "split", "bm25", "logrotate")]
+
+
+def test_a_searcher_answers_from_memory_from_its_second_search_as_fts5_does(home):
+    base = Library(home=home).open("whole")
+    searcher = base.searcher()
+    first = searcher.rank_bm25(QUERIES, 10)  # FTS5
+    assert searcher._bm25_memory._index is None
+    second = searcher.rank_bm25(QUERIES, 10)  # the in-memory index, built now
+    assert searcher._bm25_memory._index is not None
+    for a, b in zip(first, second, strict=True):
+        assert a.docs.tolist() == b.docs.tolist() and a.rows.tolist() == b.rows.tolist()
+        np.testing.assert_array_equal(a.scores, b.scores)
+    assert sum(len(a.docs) for a in first) > 0
+    assert base.delete(["ops/log-rotation.md"]) == 1
+    assert searcher.refresh()  # a reader moved on to a new commit drops the copy of the old one
+    assert searcher._bm25_memory._index is None

@@ -26,7 +26,7 @@ from layerwise.search import fusion
 from layerwise.search.overlap import jaccard_matrix
 from layerwise.search.plan import BM25, Plan
 from layerwise.search.ranking import Ranking
-from layerwise.storage import ann, bm25, rowmap
+from layerwise.storage import ann, bm25, bm25_memory, rowmap
 from layerwise.storage.collection import Collection
 from layerwise.storage.rowmap import RowState
 from layerwise.storage.views import View
@@ -75,6 +75,7 @@ class Searcher:
         self.device = device  # where FAISS searches, given a GPU build of faiss
         self._indices: dict[str, Any] = {}
         self._documents_synced = False  # the whole-document BM25 table checked once per searcher
+        self._bm25_memory = bm25_memory.Lazy()  # whole-document BM25 from memory from the second search on
         self.generation, self.committed, self.stale = collection.state()
         self._stored = collection.stored_views()  # a saved view bumps the generation, which replaces this searcher
 
@@ -137,7 +138,8 @@ class Searcher:
                 bm25.sync_documents(session, self.collection.id)
             self._documents_synced = True
         with self.collection.store.sessions() as session:
-            found = [bm25.search_documents(session, self.collection.id, q, depth) for q in queries]
+            memory = self._bm25_memory.index(session, self.collection.id)
+            found = [_bm25_documents(memory, session, self.collection.id, q, depth) for q in queries]
         out = []
         for keys, scores, first_rows in found:
             live = (first_rows >= 0) & (self.row_map(first_rows) == keys)  # documents deleted or renumbered under this reader
@@ -196,6 +198,7 @@ class Searcher:
         for cached in ("row_map", "doc_ids"):
             self.__dict__.pop(cached, None)
         self._indices.clear()
+        self._bm25_memory = bm25_memory.Lazy()
         self.generation, self.committed, self.stale = state
         self._stored = self.collection.stored_views()
         return True
@@ -246,3 +249,13 @@ def check_k(k: int) -> None:
 def passage_depth(depth: int) -> int:
     """Passages to fetch so that collapsing them to documents still leaves ``depth`` documents."""
     return max(depth * 4, depth + 50)
+
+
+def _bm25_documents(memory: bm25_memory.DocumentIndex | None, session: Any, collection_id: int, query: str,
+                    k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole-document BM25 from the in-memory index when there is one and it can answer the query, else FTS5."""
+    found = memory.search(query, k) if memory is not None else None
+    if found is None:
+        return bm25.search_documents(session, collection_id, query, k)
+    keys, scores, first_rows = found
+    return keys, scores.astype(np.float32), first_rows

@@ -111,8 +111,12 @@ def search_documents(session: Session, collection_id: int, query: str, k: int) -
 
 def match_expression(query: str) -> str:
     """An FTS5 query OR-ing every word of the query, each quoted (no operator injection)."""
-    words = dict.fromkeys(w.lower() for w in _WORD_RE.findall(query))
-    return " OR ".join(f'"{w}"' for w in words)
+    return " OR ".join(f'"{w}"' for w in query_words(query))
+
+
+def query_words(query: str) -> list[str]:
+    """The query's distinct words, lowercased, in order: one quoted FTS5 phrase each."""
+    return list(dict.fromkeys(w.lower() for w in _WORD_RE.findall(query)))
 
 
 def search(session: Session, collection_id: int, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
