@@ -55,8 +55,9 @@ def test_a_searcher_answers_from_memory_from_its_second_search_as_fts5_does(home
     searcher = base.searcher()
     first = searcher.rank_bm25(QUERIES, 10)  # FTS5
     assert searcher._bm25_memory._index is None
-    second = searcher.rank_bm25(QUERIES, 10)  # the in-memory index, built now
-    assert searcher._bm25_memory._index is not None
+    searcher.rank_bm25(QUERIES, 10)  # starts the build in a thread; FTS5 meanwhile
+    assert searcher._bm25_memory.wait(timeout=60) is not None
+    second = searcher.rank_bm25(QUERIES, 10)  # the in-memory index
     for a, b in zip(first, second, strict=True):
         assert a.docs.tolist() == b.docs.tolist() and a.rows.tolist() == b.rows.tolist()
         np.testing.assert_array_equal(a.scores, b.scores)

@@ -147,12 +147,16 @@ def test_the_searcher_path_returns_float32_scores_equal_to_fts5s(session):
             np.testing.assert_array_equal(a, b)
 
 
-def test_the_index_is_built_on_the_second_search_and_not_above_the_limit(session):
+def test_the_index_is_built_in_a_thread_from_the_second_search_and_not_above_the_limit(sessions, session):
     lazy = bm25_memory.Lazy()
-    assert lazy.index(session, COLLECTION) is None
-    assert lazy.index(session, COLLECTION) is not None
+    assert lazy.index(sessions, COLLECTION) is None and lazy._builder is None  # a one-shot search builds nothing
+    lazy.index(sessions, COLLECTION)
+    assert lazy._builder is not None and lazy.wait(timeout=60) is not None
+    assert lazy.index(sessions, COLLECTION) is lazy.wait()
     small = bm25_memory.Lazy(limit=3)
-    assert small.index(session, COLLECTION) is None and small.index(session, COLLECTION) is None
+    small.index(sessions, COLLECTION)
+    small.index(sessions, COLLECTION)
+    assert small.wait(timeout=60) is None and small.index(sessions, COLLECTION) is None
 
 
 def test_a_fresh_table_without_an_averages_record_counts_from_docsize(sessions):
@@ -185,11 +189,10 @@ def test_threads_build_once_and_search_alike(sessions, session):
     bm25_memory._TOKENIZER._cache.clear()  # threads tokenise words concurrently too
 
     def run(query: str) -> bool:
-        with sessions() as s:
-            index = lazy.index(s, COLLECTION)
-            found = index.search(query, 5) if index is not None else None
+        index = lazy.index(sessions, COLLECTION)
+        found = index.search(query, 5) if index is not None else None
         return found is None or found[0].tolist() == [e[0] for e in expected[query]]
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(run, list(expected) * 5))
-    assert lazy.index(session, COLLECTION) is not None
+    assert lazy.wait(timeout=60) is not None and all(run(q) for q in expected)

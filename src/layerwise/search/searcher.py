@@ -75,7 +75,7 @@ class Searcher:
         self.device = device  # where FAISS searches, given a GPU build of faiss
         self._indices: dict[str, Any] = {}
         self._documents_synced = False  # the whole-document BM25 table checked once per searcher
-        self._bm25_memory = bm25_memory.Lazy()  # whole-document BM25 from memory from the second search on
+        self._bm25_memory = bm25_memory.Lazy()  # whole-document BM25 from memory, built from the second search on
         self.generation, self.committed, self.stale = collection.state()
         self._stored = collection.stored_views()  # a saved view bumps the generation, which replaces this searcher
 
@@ -138,7 +138,7 @@ class Searcher:
                 bm25.sync_documents(session, self.collection.id)
             self._documents_synced = True
         with self.collection.store.sessions() as session:
-            memory = self._bm25_memory.index(session, self.collection.id)
+            memory = self._bm25_memory.index(self.collection.store.sessions, self.collection.id)
             found = [_bm25_documents(memory, session, self.collection.id, q, depth) for q in queries]
         out = []
         for keys, scores, first_rows in found:

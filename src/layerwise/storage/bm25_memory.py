@@ -20,20 +20,25 @@ returns None and the caller asks FTS5.
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from layerwise.storage import bm25
 
+log = logging.getLogger("layerwise.bm25")
 K1 = 1.2
 B = 0.75
 MIN_IDF = 1e-6
-MAX_DOCUMENTS = 200_000  # above this a collection keeps FTS5 (memory, build time)
+MAX_DOCUMENTS = 100_000  # above this a collection keeps FTS5 (51,830 documents: 73 MB of arrays, 339 MB at the build's peak)
 _CACHED_WORDS = 100_000
 
 
@@ -269,26 +274,37 @@ def _first_rows(db: sqlite3.Connection, keys: np.ndarray) -> np.ndarray:
 
 
 class Lazy:
-    """One searcher's whole-document BM25 index: none for its first search, built (once, under a lock) on its second."""
+    """One searcher's whole-document BM25 index: none for its first search; its second starts a build in a thread
+    of its own, and searches use FTS5 until the index is ready (SciFact: 0.6 s; 51,830 documents: 5.7 s)."""
 
     def __init__(self, limit: int = MAX_DOCUMENTS) -> None:
         self._lock = threading.Lock()
         self._limit = limit
         self._searches = 0
         self._index: DocumentIndex | None = None
-        self._unusable = False
+        self._builder: threading.Thread | None = None
 
-    def index(self, session: Session, collection_id: int) -> DocumentIndex | None:
-        """The index when this is not the first search and it can be built; None: search FTS5."""
-        if self._index is not None or self._unusable:
+    def index(self, sessions: Callable[[], AbstractContextManager[Session]], collection_id: int) -> DocumentIndex | None:
+        """The index once built; None (search FTS5) before, while building, or where it cannot be built."""
+        if self._index is not None:
             return self._index
-        if not self._lock.acquire(blocking=False):
-            return None  # another thread is building it: FTS5 meanwhile
-        try:
+        with self._lock:
             self._searches += 1
-            if self._index is None and not self._unusable and self._searches >= 2:
+            if self._searches == 2 and self._builder is None:
+                self._builder = threading.Thread(target=self._build, args=(sessions, collection_id),
+                                                 name="layerwise-bm25-build", daemon=True)
+                self._builder.start()
+        return self._index
+
+    def wait(self, timeout: float | None = None) -> DocumentIndex | None:
+        """Wait for a started build; the index, or None."""
+        if self._builder is not None:
+            self._builder.join(timeout)
+        return self._index
+
+    def _build(self, sessions: Callable[[], AbstractContextManager[Session]], collection_id: int) -> None:
+        try:
+            with sessions() as session:
                 self._index = build(session, collection_id, self._limit)
-                self._unusable = self._index is None
-            return self._index
-        finally:
-            self._lock.release()
+        except (SQLAlchemyError, sqlite3.Error) as exc:  # a locked or damaged store: this searcher keeps FTS5
+            log.warning("whole-document BM25 stays in FTS5: %s", exc)
