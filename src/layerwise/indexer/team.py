@@ -30,11 +30,17 @@ _taken_over = False
 
 def _own(count: int) -> None:
     """Give the calling (team) thread ``count`` kernel threads, leaving torch's process-wide default as it was."""
-    default = torch.get_num_threads()
+    default = _in_a_new_thread(torch.get_num_threads)  # a new thread starts from the default: this one may not
     torch.set_num_threads(count)  # this thread's count, and (a side effect) torch's default for new threads
-    restore = threading.Thread(target=torch.set_num_threads, args=(default,), name="layerwise-restore-threads")
-    restore.start()  # a thread of its own puts the default back without touching this thread's count
-    restore.join()
+    _in_a_new_thread(lambda: torch.set_num_threads(default))  # the default back, this thread's count untouched
+
+
+def _in_a_new_thread(work: Callable[[], T]) -> T:
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(work()), name="layerwise-threads-default")
+    thread.start()
+    thread.join()
+    return out[0]
 
 
 def _with_threads(count: int, work: Callable[..., T], *args: object) -> T:
