@@ -18,6 +18,7 @@ search (``granted``); outside a search nothing is set and torch keeps its own co
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -44,6 +45,7 @@ def available() -> int:
     return max(1, min(cores, math.floor(quota))) if quota is not None else cores
 
 
+@functools.cache  # read once: every search asks
 def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     """The CPU quota in cores ('200000 100000' in cpu.max is 2), or None where there is none or it cannot be read."""
     try:
