@@ -25,6 +25,7 @@ from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+import pydantic_core
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException  # what routing raises for 404/405
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -119,6 +120,14 @@ def create_app(library: Library, *, token: str | None = None, limits: Limits = L
     return app
 
 
+class RustJSON(JSONResponse):
+    """A search's JSON written by pydantic-core's serializer (Rust): the 66 KB answer of 7 SciFact views in 0.1 ms,
+    against 0.6 ms through json.dumps; the same document. A non-finite score would be null, not a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return pydantic_core.to_json(content, inf_nan_mode="null")
+
+
 class CountedWork:
     """ASGI middleware that counts every HTTP request as work in flight (``cores.working``) until its response is
     sent: a search granted every idle core while another request is still being parsed or answered in the event
@@ -192,7 +201,7 @@ class _Api:
     ) -> JSONResponse:
         """Top-k documents of every view the specs name, one query encoding for all (default: the default view)."""
         self._check(q, view)
-        return JSONResponse(self.base(name).search_views(q, view or None, k).to_dict())  # json.dumps once: no jsonable_encoder walk over every hit
+        return RustJSON(self.base(name).search_views(q, view or None, k).to_dict())  # no jsonable_encoder walk over every hit
 
     def search_body(self, name: str, request: Annotated[SearchRequest, Body()]) -> JSONResponse:
         """The same search with a JSON body, for long queries or many views."""
@@ -207,7 +216,7 @@ class _Api:
     ) -> JSONResponse:
         """Top-k of several views side by side and the Jaccard@k matrix of every pair."""
         self._check(q, view)
-        return JSONResponse(self.base(name).compare(q, view or "all", k).to_dict())
+        return RustJSON(self.base(name).compare(q, view or "all", k).to_dict())
 
     def runs(self, name: str) -> dict[str, Any]:
         """Stored evaluation runs, newest first."""
