@@ -170,7 +170,7 @@ class Searcher:
         rescoring); one after another in its own thread when it shares the machine."""
         if embeddings is None or not views:
             return {}
-        threads = cores.granted() or os.cpu_count() or 1  # outside a search (an evaluation's batch): every core
+        threads = cores.granted() or cores.available()  # outside a search (an evaluation's batch): every core
         if min(len(views), threads) < 2 or progress:
             return {v.name: self.rank(v, v.of_query(embeddings), depth) for v in tqdm(views, desc="views", disable=not progress, leave=False)}
         _ = self.row_map  # mapped once, before the threads share it
@@ -230,7 +230,7 @@ class Searcher:
 def view_pool() -> ThreadPoolExecutor:
     """The process's threads that rank a search's views, one per core, started once (as the first searches need
     them): a pool made and joined per search cost 0.5 ms of each multi-view request."""
-    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="layerwise-views")
+    return ThreadPoolExecutor(cores.available(), thread_name_prefix="layerwise-views")
 
 
 os.register_at_fork(after_in_child=view_pool.cache_clear)  # a forked child has none of its parent's threads

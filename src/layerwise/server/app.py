@@ -21,11 +21,11 @@ from importlib import metadata
 from importlib import resources
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-import pydantic_core
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException  # what routing raises for 404/405
 from starlette.types import ASGIApp, Receive, Scope, Send

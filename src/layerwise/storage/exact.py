@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 import faiss
@@ -90,8 +91,11 @@ class Vectors:
 
 def chunks(collection: "Collection", view: DenseView, state: RowState, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(live rows, unit vectors (c, d')) of the view, block by block, read from the files (not mapped)."""
-    vectors = Vectors(collection, view, state)
-    live = state.live
+    return unit_blocks(Vectors(collection, view, state), state.live, chunk)
+
+
+def unit_blocks(vectors: Vectors, live: np.ndarray, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(rows, unit vectors (c, d')) of the live rows, ``chunk`` rows at a time, read from the files (not mapped)."""
     for start in range(0, len(live), chunk):
         rows = live[start : start + chunk]
         raw, inverse = vectors.read_rows(rows)
@@ -128,12 +132,15 @@ class ExactIndex:
     def _quantized_rows(self) -> "QuantizedRows | None":
         with self._lock:
             self._searches += 1
-            if self._quantized is None and self._searches >= 2 and 0 < self.ntotal * self._dim() <= QUANTIZED_MAX_BYTES:
-                self._quantized = QuantizedRows(*_concatenated(_unit_blocks(self)))
+            if self._quantized is None and self._searches >= 2 and self._copy_fits:
+                self._quantized = QuantizedRows(*_concatenated(unit_blocks(self.vectors, self.state.live)))
             return self._quantized
 
-    def _dim(self) -> int:
-        return self.vectors.unit_rows(slice(0, 1))[0].shape[1] if self.state.committed else 0
+    @cached_property
+    def _copy_fits(self) -> bool:
+        """Whether the view's 8-bit copy (a byte per live row and dimension) stays within QUANTIZED_MAX_BYTES."""
+        dim = self.vectors.unit_rows(slice(0, 1))[0].shape[1] if self.state.committed else 0
+        return 0 < self.ntotal * dim <= QUANTIZED_MAX_BYTES
 
     def _mapped_scores(self, unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact scores (m,) of a unit query (d',) against live rows (m,), read through the mapping in file order."""
@@ -234,7 +241,7 @@ class DeviceExact:
 
     def __init__(self, exact_index: ExactIndex, device: Any) -> None:
         self.state = exact_index.state
-        rows, unit = _concatenated(_unit_blocks(exact_index))
+        rows, unit = _concatenated(unit_blocks(exact_index.vectors, exact_index.state.live))
         self.index = TorchFlatIndex(unit, rows, device)
 
     @property
@@ -256,14 +263,6 @@ def _concatenated(blocks: Iterator[tuple[np.ndarray, np.ndarray]]) -> tuple[np.n
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _unit_blocks(exact_index: ExactIndex) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    live = exact_index.state.live
-    for start in range(0, len(live), CHUNK):
-        rows = live[start : start + CHUNK]
-        raw, inverse = exact_index.vectors.read_rows(rows)
-        yield rows, raw * inverse[:, None]
 
 
 def on_device(exact_index: ExactIndex, device: str) -> ExactIndex | DeviceExact:
