@@ -73,3 +73,30 @@ def test_a_search_granted_one_core_or_every_core_encodes_the_same_vectors(encode
     with cores.searching():
         inside = encoder.encode([TEXTS[2]]).vectors
     assert np.abs(inside - outside).max() <= 1e-5
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_pass_matches_on_one_kernel_thread_and_on_two(encoder: Encoder, threads: int):
+    """One thread multiplies whole feed-forward matrices; two multiply them in halves (HalvedFeedForward)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for text in TEXTS[:3]:
+            got = encoder.lean_pass.pooled(encoder.tokenize([text])[0], list(range(7)), "mean").numpy()  # (7, d)
+            assert np.abs(got - _full_pass(encoder, text, "mean")).max() <= 1e-5
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_an_odd_inner_width_keeps_whole_matrices():
+    torch.manual_seed(2)
+    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=63,
+                        max_position_embeddings=64)
+    model = BertModel(config).eval()
+    ids = [101, 9, 31, 102]
+    with torch.inference_mode():
+        states = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+    lean_pass = lean.of(model, torch.device("cpu"), torch.float32)
+    assert lean_pass is not None and lean_pass.halves == [None, None]
+    got = lean_pass.pooled(ids, [0, 1, 2], "mean")
+    assert torch.abs(got - torch.stack([s[0].mean(0) for s in states])).max() <= 1e-5
