@@ -286,9 +286,10 @@ def _merge(best_scores: np.ndarray, best_rows: np.ndarray, scores: np.ndarray, o
 
 
 def _finish(scores: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort best first (ties by row), pad to n with -inf / -1, dead rows (-inf) become padding."""
-    order = np.lexsort((rows, -scores), axis=1) if scores.size else np.zeros(scores.shape, dtype=np.int64)
-    scores, rows = np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
+    """The n best sorted best first (ties by row), padded to n with -inf / -1; dead rows (-inf) become padding."""
+    order = (np.lexsort((rows, -scores), axis=1) if scores.size else np.zeros(scores.shape, dtype=np.int64))[:, :n]
+    picked = np.arange(len(scores))[:, None]
+    scores, rows = scores[picked, order], rows[picked, order]  # not take_along_axis: 4x its cost on 124 candidates
     rows = np.where(np.isfinite(scores), rows, -1)
     pad = n - scores.shape[1]
     if pad > 0:
@@ -298,8 +299,9 @@ def _finish(scores: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, n
 
 
 def sort_candidates(scores: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The n best of candidate scores and rows (q, m), best first, ties by row."""
-    return _finish(scores, rows, n) if scores.shape[1] <= n else _finish(*_top(scores, rows, n), n)
+    """The n best of candidate scores and rows (q, m), best first, ties by row: a few candidates per place (an 8-bit
+    first pass's 124 for 60) are sorted whole, many are cut to n first."""
+    return _finish(scores, rows, n) if scores.shape[1] <= 4 * n else _finish(*_top(scores, rows, n), n)
 
 
 def _top(scores: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
