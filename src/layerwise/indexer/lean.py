@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +53,6 @@ class LeanBert:
         weights = {name.removeprefix("bert."): tensor.detach() for name, tensor in model.named_parameters()}
         with torch.inference_mode():
             self.blocks = [BlockWeights.of(weights, i, torch.cat, _in_out) for i in range(int(config.num_hidden_layers))]
-            self.halves = [HalvedFeedForward.of(b) for b in self.blocks]
 
     @torch.inference_mode()
     def pooled(self, ids: Sequence[int], wanted: Sequence[int], method: str) -> torch.Tensor:
@@ -62,49 +62,69 @@ class LeanBert:
         x = F.layer_norm(x, (self.dim,), *self.norm, self.eps)  # (T, d)
         mask = torch.ones(1, len(tokens), dtype=torch.long)  # (1, T): nothing padded
         states = {0: x}
-        for index, (block, halves) in enumerate(list(zip(self.blocks, self.halves))[: max(wanted)], 1):
-            x = states[index] = self._block(x, block, halves)  # (T, d)
+        for index, block in enumerate(self.blocks[: max(wanted)], 1):
+            x = states[index] = self._block(x, block, index - 1)  # (T, d)
         return torch.cat([pool(states[i][None], mask, method) for i in wanted])  # (k, d)
 
-    def _block(self, x: torch.Tensor, b: BlockWeights[torch.Tensor], halves: HalvedFeedForward | None) -> torch.Tensor:
+    def _block(self, x: torch.Tensor, b: BlockWeights[torch.Tensor], index: int) -> torch.Tensor:
         """Self-attention and feed-forward, each with its residual and LayerNorm: (T, d) -> (T, d)."""
         tokens, size = x.shape[0], self.dim // self.heads
         q, k, v = torch.addmm(b.qkv_bias, x, b.qkv).view(tokens, 3, self.heads, size).permute(1, 2, 0, 3)  # 3 x (h, T, s)
         context = _attention(q, k, v, size).transpose(0, 1).reshape(tokens, self.dim)  # (T, d)
         x = F.layer_norm(x + torch.addmm(b.out_bias, context, b.out), (self.dim,), *b.norm1, self.eps)  # (T, d)
-        return F.layer_norm(x + self._feed_forward(x, b, halves), (self.dim,), *b.norm2, self.eps)  # (T, d)
+        return F.layer_norm(x + self._feed_forward(x, b, index), (self.dim,), *b.norm2, self.eps)  # (T, d)
 
-    def _feed_forward(self, x: torch.Tensor, b: BlockWeights[torch.Tensor], halves: HalvedFeedForward | None) -> torch.Tensor:
-        """The feed-forward layer without its residual: (T, d) -> (T, d); in two halves on two or more kernel threads."""
-        if halves is None or torch.get_num_threads() < 2:
+    def _feed_forward(self, x: torch.Tensor, b: BlockWeights[torch.Tensor], index: int) -> torch.Tensor:
+        """The feed-forward layer without its residual: (T, d) -> (T, d); in column halves on two or more kernel threads."""
+        halves = self.halves[index] if torch.get_num_threads() >= 2 else None
+        if halves is None:
             return torch.addmm(b.down_bias, self.act(torch.addmm(b.inner_bias, x, b.inner)), b.down)  # (T, i) -> (T, d)
-        inner = self.act(torch.baddbmm(halves.inner_bias, x.expand(2, *x.shape), halves.inner))  # (2, T, i/2)
-        parts = torch.bmm(inner, halves.down)  # (2, T, d): each half's share of the down product
-        return parts[0] + parts[1] + b.down_bias  # (T, d)
+        return halves(x, self.act)
+
+    @cached_property
+    def halves(self) -> list[HalvedFeedForward | None]:
+        """Each block's feed-forward matrices in column halves (None where a width is odd), made on first use."""
+        with torch.inference_mode():
+            return [HalvedFeedForward.of(b) for b in self.blocks]
 
 
 @dataclass(frozen=True)
 class HalvedFeedForward:
-    """A block's feed-forward matrices cut in two along the inner width, as batches of two products.
+    """A block's feed-forward matrices cut in two along their output columns, as batches of two products.
 
     On two kernel threads MKL splits a 20-row product by a 384 x 1,536 matrix poorly (1.4x over
-    one thread); a batch of two halves gives each thread one half, a whole product of its own:
-    140 -> 99 us (inner) and 125 -> 92 us (down) on a 2-core Xeon, and the query pass 4.1-4.2 ->
-    3.5 ms with warm weights. On one thread the halves were slower (6.9 against 6.6 ms), so they
-    serve only passes on two threads or more. They hold a second copy of the inner matrices
-    (2.4 MB a block for MiniLM)."""
+    one thread); a batch of two column halves gives each thread a whole product of its own, and
+    each output is the same sum as one thread's whole product, bit for bit: the feed-forward layer
+    took 346 -> 256 us on a 2-core Xeon, the query pass 4.1-4.2 -> 3.5 ms with warm weights. (Cut
+    along the inner width instead, the down product's sums split in two and the results moved by
+    1e-7 with the thread count.) One thread keeps the whole matrices. Built on a pass's first use of
+    two threads: a copy of both matrices (4.7 MB a block for MiniLM)."""
 
     inner: torch.Tensor  # (2, d, i/2)
     inner_bias: torch.Tensor  # (2, 1, i/2)
-    down: torch.Tensor  # (2, i/2, d), a view of the block's (i, d) matrix
+    down: torch.Tensor  # (2, i, d/2)
+    down_bias: torch.Tensor  # (2, 1, d/2)
 
     @classmethod
     def of(cls, b: BlockWeights[torch.Tensor]) -> HalvedFeedForward | None:
         dim, inner = b.inner.shape  # (d, i)
-        if inner % 2:
+        if inner % 2 or dim % 2:
             return None
-        half = inner // 2
-        return cls(b.inner.view(dim, 2, half).permute(1, 0, 2).contiguous(), b.inner_bias.view(2, 1, half), b.down.view(2, half, dim))
+        return cls(_column_halves(b.inner), b.inner_bias.view(2, 1, inner // 2), _column_halves(b.down), b.down_bias.view(2, 1, dim // 2))
+
+    def __call__(self, x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The feed-forward layer without its residual: (T, d) -> (T, d)."""
+        tokens, dim = x.shape
+        inner = act(torch.baddbmm(self.inner_bias, x.expand(2, tokens, dim), self.inner))  # (2, T, i/2)
+        whole = inner.transpose(0, 1).reshape(tokens, -1)  # (T, i)
+        out = torch.baddbmm(self.down_bias, whole.expand(2, *whole.shape), self.down)  # (2, T, d/2)
+        return out.transpose(0, 1).reshape(tokens, dim)  # (T, d)
+
+
+def _column_halves(matrix: torch.Tensor) -> torch.Tensor:
+    """An (in, out) matrix as two contiguous (in, out/2) halves: (2, in, out/2)."""
+    rows, columns = matrix.shape
+    return matrix.view(rows, 2, columns // 2).permute(1, 0, 2).contiguous()
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: int) -> torch.Tensor:
