@@ -15,6 +15,7 @@ from layerwise.storage.collection import Collection, Store
 from layerwise.storage.exact import ExactIndex
 from layerwise.storage.rowmap import RowState
 from layerwise.storage.views import all_views, layer_views, update_all
+from layerwise.errors import UsageError
 from layerwise.types import Document, LayerEmbeddings, ModelIdentity, Passage
 
 IDENTITY = ModelIdentity("fake", "abc", "tok", "mean", 16, 3, 16)
@@ -193,6 +194,32 @@ def test_the_8bit_scores_are_within_the_error_bound_of_the_exact_ones(seed: int)
     exact_scores = unit[labels[0]].astype(np.float64) @ query[0].astype(np.float64)
     assert np.abs(approx[0] - exact_scores).max() <= quantized.error
     assert quantized.error < 0.05  # 8 bits a dimension: the bound stays useful
+
+
+def test_a_collection_refuses_more_passages_than_its_cap(tmp_path):
+    col = Store(home=tmp_path).create("c", IDENTITY, max_passages=1)
+    _add(col, 0, 3)
+    with pytest.raises(UsageError, match="more than this collection's 1 passages"):
+        _add(col, 3, 2, passages_each=2)
+    assert col.vector_rows() == 3 and len(col.document_names()) == 3  # nothing of the refused batch
+
+
+def test_the_8bit_pass_drops_rows_deleted_after_its_copy_was_made(tmp_path):
+    """The copy is made from the live rows of the searcher's state; a delete marks rows dead in the mapped rows
+    file afterwards, and the exact rescoring must not let them take places (the last top-k came back short)."""
+    col = Store(home=tmp_path).create("c", IDENTITY)
+    vectors = _add(col, 0, 1000)  # 8 x 74 first candidates <= 1,000 rows: the 8-bit pass serves a top 10
+    state = _state(col)
+    index = ExactIndex(col, layer_views(3)[2], state)
+    query = vectors[:1, 2]
+    index.search(query, 10)
+    index.search(query, 10)  # the second search makes the 8-bit copy
+    assert index._quantized is not None
+    top = index.search(query, 10)[1][0]
+    col.delete_documents(["d0"])  # row 0, the query's own vector, is the best hit
+    assert top[0] == 0 and state(np.array([0]))[0] < 0  # the reader's mapped rows file sees the delete
+    scores, rows = index.search(query, 10)
+    assert 0 not in rows[0] and (rows[0] >= 0).all() and np.isfinite(scores[0]).all()
 
 
 def test_exact_search_over_mapped_files_equals_brute_force_and_skips_dead_rows(tmp_path, monkeypatch):

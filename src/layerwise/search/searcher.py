@@ -119,7 +119,8 @@ class Searcher:
         index = self.index(view)
         if index.ntotal == 0:
             return [Ranking.empty() for _ in query_vectors]
-        scores, rows = index.search(query_vectors, min(index.ntotal, passage_depth(depth, self.collection.max_passages)))
+        cap = self.collection.max_passages if index.kind == "flat" else None  # exact: the cap's depth is exact too
+        scores, rows = index.search(query_vectors, min(index.ntotal, passage_depth(depth, cap)))
         return [Ranking.from_passages(r, s, self.row_map).top(depth) for r, s in zip(rows, scores)]
 
     def rank_bm25(self, queries: Sequence[str], depth: int, name: str = BM25) -> list[Ranking]:
@@ -128,7 +129,7 @@ class Searcher:
         if name == BM25:
             return self._rank_bm25_documents(queries, depth)
         with self.collection.store.sessions() as session:
-            found = [bm25.search(session, self.collection.id, q, passage_depth(depth, self.collection.max_passages)) for q in queries]
+            found = [bm25.search(session, self.collection.id, q, passage_depth(depth)) for q in queries]
         return [Ranking.from_passages(rows, scores, self.row_map).top(depth) for rows, scores in found]
 
     def _rank_bm25_documents(self, queries: Sequence[str], depth: int) -> list[Ranking]:
@@ -252,7 +253,10 @@ def passage_depth(depth: int, max_passages: int | None = None) -> int:
     Where a document has at most ``max_passages`` passages (the collection's ``--max-passages``), the top
     depth x max_passages passages hold the top ``depth`` documents exactly: the passages above a top
     document's best one belong to the fewer than ``depth`` documents ranked above it. Else a margin.
-    On SciFact with one passage a document, 10 passages for 10 documents instead of 60."""
+    On SciFact with one passage a document, 10 passages for 10 documents instead of 60. Only exact
+    views use the cap: an approximate index's top 100 is not the first 100 of its top 400 (HNSW's
+    search breadth and IVF-PQ's rescored candidates grow with the passages asked for), and
+    ``bm25-passages`` reads rows committed after the searcher's state, which it then drops."""
     margin = max(depth * 4, depth + 50)
     return min(margin, depth * max_passages) if max_passages else margin
 

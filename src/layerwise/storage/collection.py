@@ -272,8 +272,15 @@ class Collection:
         A failure in between (disk full, a read-only database) leaves rows past the
         committed count in the vector files, which the next writer cuts off.
         """
+        self._check_cap(passages)
         self.append_vectors(vectors)
         self.commit_rows(docs, passages, replace)
+
+    def _check_cap(self, passages: Sequence[Sequence[Passage]]) -> None:
+        """Refuse a document with more passages than the collection's --max-passages: exact searches fetch passages by
+        that cap (search.searcher.passage_depth), so one more would lose documents from their results."""
+        if self.max_passages and any(len(parts) > self.max_passages for parts in passages):
+            raise UsageError(f"a document has more than this collection's {self.max_passages} passages: nothing was committed")
 
     def append_vectors(self, vectors: np.ndarray) -> None:
         """Append vectors (passages, states, dim) to every layer file, fsynced but not yet committed.
@@ -286,6 +293,7 @@ class Collection:
 
     def commit_rows(self, docs: Sequence[Document], passages: Sequence[Sequence[Passage]], replace: Sequence[str] = ()) -> None:
         """Commit documents whose passages' vectors were appended, in order, since the last commit."""
+        self._check_cap(passages)
         start = self.vector_rows()
         count = sum(len(parts) for parts in passages)
         on_disk = min(self.vector_file(layer).rows_on_disk() for layer in range(self.num_states))

@@ -148,6 +148,7 @@ class ExactIndex:
         raw, inverse = self.vectors.unit_rows(rows[order])
         scores = np.empty(len(rows), dtype=np.float32)
         scores[order] = (raw @ unit) * inverse
+        scores[self.state(rows) < 0] = -np.inf  # deleted since the copy was made (the rows file is mapped shared)
         return scores
 
     def _scan(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
