@@ -95,10 +95,10 @@ class HalvedFeedForward:
     On two kernel threads MKL splits a 20-row product by a 384 x 1,536 matrix poorly (1.4x over
     one thread); a batch of two column halves gives each thread a whole product of its own, and
     each output is the same sum as one thread's whole product, bit for bit: the feed-forward layer
-    took 346 -> 256 us on a 2-core Xeon, the query pass 4.1-4.2 -> 3.5 ms with warm weights. (Cut
-    along the inner width instead, the down product's sums split in two and the results moved by
-    1e-7 with the thread count.) One thread keeps the whole matrices. Built on a pass's first use of
-    two threads: a copy of both matrices (4.7 MB a block for MiniLM)."""
+    took 346 -> 256 us on a 2-core Xeon, the query pass 4.1-4.4 -> 3.6-3.9 ms with warm weights. (Cut
+    along the inner width instead, the down product's sums split in two and the pooled vectors moved
+    by up to 1.1e-6 with the thread count.) One thread keeps the whole matrices. Built on a pass's
+    first use of two threads: a copy of both matrices (4.7 MB a block for MiniLM)."""
 
     inner: torch.Tensor  # (2, d, i/2)
     inner_bias: torch.Tensor  # (2, 1, i/2)
